@@ -1,0 +1,16 @@
+"""Settings for the test suite: the normal settings with a test secret and fast hashing.
+
+`DATABASE_URL` and `REDIS_URL` still come from the environment, so the same suite runs on
+SQLite + in-memory layers and on PostgreSQL + Redis.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("DEBUG", "false")
+
+from aiflowy.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests expect edits to reach the hot path at once; production keeps a few seconds.
+AIFLOWY_CONFIG_CACHE_SECONDS = 0.0

@@ -1,0 +1,69 @@
+"""Reading API keys on the hot path: a cached, immutable view of one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from aiflowy.localcache import TtlCache
+from apikeys.models import ApiKey
+from apikeys.services import api_key_hash
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyPrincipal:
+    """What a request may do, as read from the key. `None` scopes mean "everything"."""
+
+    id: int
+    name: str
+    prefix: str
+    enabled: bool
+    expires_at: datetime | None
+    bot_ids: frozenset[int] | None
+    workflow_ids: frozenset[int] | None
+    rate_limit_per_minute: int
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def may_use_bot(self, bot_id: int) -> bool:
+        return self.bot_ids is None or bot_id in self.bot_ids
+
+    def may_use_workflow(self, workflow_id: int) -> bool:
+        return self.workflow_ids is None or workflow_id in self.workflow_ids
+
+
+principal_cache: TtlCache[ApiKeyPrincipal | None] = TtlCache(
+    ttl=settings.AIFLOWY_CONFIG_CACHE_SECONDS
+)
+
+
+def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
+    api_key = ApiKey.objects.filter(key_hash=key_hash).first()
+    if api_key is None:
+        return None
+    bot_ids = frozenset(api_key.allowed_bots.values_list("id", flat=True))
+    workflow_ids = frozenset(api_key.allowed_workflows.values_list("id", flat=True))
+    return ApiKeyPrincipal(
+        id=api_key.pk,
+        name=api_key.name,
+        prefix=api_key.prefix,
+        enabled=api_key.enabled,
+        expires_at=api_key.expires_at,
+        bot_ids=bot_ids or None,
+        workflow_ids=workflow_ids or None,
+        rate_limit_per_minute=api_key.rate_limit_per_minute,
+    )
+
+
+async def api_key_principal_get(raw_key: str) -> ApiKeyPrincipal | None:
+    """The key's principal, or None for an unknown key (cached too, so guessing is cheap)."""
+    key_hash = api_key_hash(raw_key)
+    return await principal_cache.get_or_load(
+        key_hash, lambda: database_sync_to_async(api_key_principal_load)(key_hash)
+    )

@@ -1,0 +1,222 @@
+"""The one place that turns a provider, messages and settings into an answer.
+
+Plain async Python, no Django request in it: chat endpoints and workflow LLM nodes both call
+`llm_complete` / `llm_stream`. Every upstream call goes through `openai.AsyncOpenAI`, one
+client per provider and event loop (connections are reused), with no retries on the hot path:
+a retry would double the caller's wait, and the caller can retry itself. Upstream failures
+become `UpstreamError` (502) or `UpstreamTimeout` (504) with a message safe to show the caller;
+the upstream's own text is kept in `operator_detail` for logs and history only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import openai
+
+from aiflowy.api.errors import UpstreamError, UpstreamTimeout
+from bots.selectors import ProviderConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    model: str
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"
+    model: str = ""
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    """The last item of `llm_stream`: token usage and why generation stopped."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"
+    model: str = ""
+
+
+@dataclass(slots=True)
+class _Clients:
+    by_provider: dict[int, tuple[str, openai.AsyncOpenAI]] = field(default_factory=dict)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clients] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def upstream_client(provider: ProviderConfig) -> openai.AsyncOpenAI:
+    """The cached client for this provider (rebuilt when the provider's settings change)."""
+    clients = _clients.setdefault(asyncio.get_running_loop(), _Clients())
+    cached = clients.by_provider.get(provider.id)
+    if cached is not None and cached[0] == provider.version:
+        return cached[1]
+    client = openai.AsyncOpenAI(
+        api_key=provider.api_key or "not-needed",
+        base_url=provider.base_url or None,
+        timeout=provider.timeout_seconds,
+        max_retries=0,
+    )
+    clients.by_provider[provider.id] = (provider.version, client)
+    return client
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count for providers that report no usage: CJK characters count one each,
+    other text one per four characters."""
+    cjk = len(re.findall(r"[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]", text))
+    return cjk + (len(text) - cjk + 3) // 4
+
+
+def _messages_tokens(messages: list[Mapping]) -> int:
+    return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
+
+
+def _request_kwargs(params: GenerationParams) -> dict:
+    kwargs: dict = {"model": params.model}
+    for name in ("temperature", "top_p", "max_tokens", "stop", "user"):
+        value = getattr(params, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+def _upstream_error(exc: openai.OpenAIError, provider: ProviderConfig) -> UpstreamError:
+    if isinstance(exc, openai.APITimeoutError):
+        error: UpstreamError = UpstreamTimeout(
+            "The model provider did not answer in time.",
+            operator_detail=f"provider {provider.id}: timeout after {provider.timeout_seconds}s",
+        )
+    elif isinstance(exc, openai.APIStatusError):
+        error = UpstreamError(
+            f"The model provider returned an error (HTTP {exc.status_code}).",
+            operator_detail=f"provider {provider.id}: HTTP {exc.status_code}: {exc.message}",
+        )
+    elif isinstance(exc, openai.APIConnectionError):
+        error = UpstreamError(
+            "The model provider could not be reached or closed the connection.",
+            operator_detail=f"provider {provider.id}: {type(exc.__cause__ or exc).__name__}: "
+            f"{exc.__cause__ or exc}",
+        )
+    else:
+        error = UpstreamError(
+            "The model provider sent an invalid answer.",
+            operator_detail=f"provider {provider.id}: {type(exc).__name__}: {exc}",
+        )
+    logger.warning("Upstream LLM failure: %s", error.operator_detail)
+    return error
+
+
+def _last_user_text(messages: list[Mapping]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content") or "")
+    return ""
+
+
+def _echo_reply(messages: list[Mapping]) -> str:
+    return f"Echo: {_last_user_text(messages)}"
+
+
+async def llm_complete(
+    provider: ProviderConfig, messages: list[dict], params: GenerationParams
+) -> Completion:
+    """The whole answer at once."""
+    if provider.kind == "echo":
+        content = _echo_reply(messages)
+        return Completion(
+            content, _messages_tokens(messages), estimate_tokens(content), "stop", params.model
+        )
+    try:
+        response = await upstream_client(provider).chat.completions.create(
+            messages=messages, **_request_kwargs(params)
+        )
+    except openai.OpenAIError as exc:
+        raise _upstream_error(exc, provider) from None
+    if not response.choices:
+        raise UpstreamError(
+            "The model provider sent an empty answer.",
+            operator_detail=f"provider {provider.id}: response without choices",
+        )
+    choice = response.choices[0]
+    content = choice.message.content or ""
+    usage = response.usage
+    return Completion(
+        content=content,
+        prompt_tokens=usage.prompt_tokens if usage else _messages_tokens(messages),
+        completion_tokens=usage.completion_tokens if usage else estimate_tokens(content),
+        finish_reason=choice.finish_reason or "stop",
+        model=response.model or params.model,
+    )
+
+
+async def llm_stream(
+    provider: ProviderConfig, messages: list[dict], params: GenerationParams
+) -> AsyncIterator[str | StreamEnd]:
+    """Text deltas as the upstream sends them, then one `StreamEnd`.
+
+    Cancelling the consuming task closes the upstream response, which cancels generation there.
+    """
+    if provider.kind == "echo":
+        content = _echo_reply(messages)
+        for piece in re.findall(r"\S+\s*|\s+", content):
+            yield piece
+            await asyncio.sleep(0)
+        yield StreamEnd(_messages_tokens(messages), estimate_tokens(content), "stop", params.model)
+        return
+
+    produced: list[str] = []
+    finish_reason: str | None = None
+    usage = None
+    model = params.model
+    try:
+        stream = await upstream_client(provider).chat.completions.create(
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **_request_kwargs(params),
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                model = chunk.model or model
+                for choice in chunk.choices:
+                    if choice.delta and choice.delta.content:
+                        produced.append(choice.delta.content)
+                        yield choice.delta.content
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+    except openai.OpenAIError as exc:
+        raise _upstream_error(exc, provider) from None
+    if finish_reason is None:
+        raise UpstreamError(
+            "The model provider ended the answer early.",
+            operator_detail=f"provider {provider.id}: stream ended without a finish_reason",
+        )
+    content = "".join(produced)
+    yield StreamEnd(
+        prompt_tokens=usage.prompt_tokens if usage else _messages_tokens(messages),
+        completion_tokens=usage.completion_tokens if usage else estimate_tokens(content),
+        finish_reason=finish_reason,
+        model=model,
+    )

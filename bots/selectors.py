@@ -1,0 +1,96 @@
+"""Reading bots on the hot path: cached, immutable snapshots with their provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from aiflowy.localcache import TtlCache
+from bots.models import Bot, LlmProvider
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    id: int
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+    default_model: str
+    timeout_seconds: float
+    # Changes whenever the provider is edited, so cached upstream clients are rebuilt.
+    version: str
+
+    @classmethod
+    def from_model(cls, provider: LlmProvider) -> ProviderConfig:
+        return cls(
+            id=provider.pk,
+            kind=provider.kind,
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            default_model=provider.default_model,
+            timeout_seconds=provider.timeout_seconds,
+            version=provider.updated_at.isoformat() if provider.updated_at else "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    id: int
+    name: str
+    enabled: bool
+    provider: ProviderConfig
+    model: str
+    system_prompt: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    history_window: int
+    welcome_message: str
+    allow_request_overrides: bool
+
+    @classmethod
+    def from_model(cls, bot: Bot) -> BotConfig:
+        return cls(
+            id=bot.pk,
+            name=bot.name,
+            enabled=bot.enabled,
+            provider=ProviderConfig.from_model(bot.provider),
+            model=bot.model or bot.provider.default_model,
+            system_prompt=bot.system_prompt,
+            temperature=bot.temperature,
+            top_p=bot.top_p,
+            max_tokens=bot.max_tokens,
+            history_window=bot.history_window,
+            welcome_message=bot.welcome_message,
+            allow_request_overrides=bot.allow_request_overrides,
+        )
+
+
+bot_cache: TtlCache[BotConfig | None] = TtlCache(ttl=settings.AIFLOWY_CONFIG_CACHE_SECONDS)
+
+
+def _bot_load(**lookup) -> BotConfig | None:
+    bot = Bot.objects.select_related("provider").filter(**lookup).first()
+    return BotConfig.from_model(bot) if bot is not None else None
+
+
+async def bot_config_get(bot_id: int) -> BotConfig | None:
+    return await bot_cache.get_or_load(
+        ("id", bot_id), lambda: database_sync_to_async(_bot_load)(pk=bot_id)
+    )
+
+
+async def bot_config_get_by_name(name: str) -> BotConfig | None:
+    return await bot_cache.get_or_load(
+        ("name", name), lambda: database_sync_to_async(_bot_load)(name=name)
+    )
+
+
+def bot_configs_list(bot_ids: frozenset[int] | None) -> list[BotConfig]:
+    """Enabled bots, limited to `bot_ids` when given (a key's scope)."""
+    bots = Bot.objects.select_related("provider").filter(enabled=True).order_by("id")
+    if bot_ids is not None:
+        bots = bots.filter(pk__in=bot_ids)
+    return [BotConfig.from_model(bot) for bot in bots]

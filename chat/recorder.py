@@ -1,0 +1,166 @@
+"""Writes chat history without holding any response.
+
+Endpoints hand a finished exchange to `history_recorder().record(...)`, which only queues it.
+One writer task per event loop drains the queue and writes everything waiting in one database
+transaction (one thread hop per batch, not per message). When idle it writes at once, so
+history lands a moment after the answer; under load, batches grow and the cost per exchange
+falls. `flush()` waits for what is queued (used before reading a conversation's history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from chat.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    """One question and its answer (complete, interrupted or failed), with measurements."""
+
+    bot_id: int
+    api_key_id: int | None
+    source: str
+    question: str
+    answer: str
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    error_text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_token_ms: int | None = None
+    total_ms: int | None = None
+    external_chat_id: str = ""
+    custom_uid: str = ""
+    variables: dict = field(default_factory=dict)
+    answer_item_id: str = ""
+
+
+class HistoryRecorder:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[ExchangeRecord] = asyncio.Queue()
+        self.writer: asyncio.Task | None = None
+
+    def record(self, exchange: ExchangeRecord) -> None:
+        """Queue an exchange for writing; never blocks, never raises for database trouble."""
+        self.queue.put_nowait(exchange)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.get_running_loop().create_task(
+                self._write_forever(), name="chat-history-writer"
+            )
+
+    async def flush(self) -> None:
+        """Wait until every exchange queued so far is written (or failed and was logged)."""
+        await self.queue.join()
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self.queue.get_nowait())
+            try:
+                await database_sync_to_async(history_write)(batch)
+            except Exception:
+                logger.exception("Could not write %d chat exchanges", len(batch))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+
+_recorders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HistoryRecorder] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def history_recorder() -> HistoryRecorder:
+    """The recorder of the running event loop."""
+    loop = asyncio.get_running_loop()
+    recorder = _recorders.get(loop)
+    if recorder is None:
+        recorder = _recorders[loop] = HistoryRecorder()
+    return recorder
+
+
+def _messages_for(conversation: Conversation, exchange: ExchangeRecord) -> list[Message]:
+    messages = []
+    if exchange.question:
+        messages.append(
+            Message(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=exchange.question,
+                created_at=exchange.started_at,
+            )
+        )
+    messages.append(
+        Message(
+            conversation=conversation,
+            external_id=exchange.answer_item_id,
+            role=Message.Role.ASSISTANT,
+            content=exchange.answer,
+            status=exchange.status,
+            error_text=exchange.error_text,
+            prompt_tokens=exchange.prompt_tokens,
+            completion_tokens=exchange.completion_tokens,
+            first_token_ms=exchange.first_token_ms,
+            total_ms=exchange.total_ms,
+            created_at=exchange.finished_at,
+        )
+    )
+    return messages
+
+
+def _new_conversation(exchange: ExchangeRecord) -> Conversation:
+    return Conversation(
+        bot_id=exchange.bot_id,
+        api_key_id=exchange.api_key_id,
+        external_chat_id=exchange.external_chat_id,
+        custom_uid=exchange.custom_uid,
+        source=exchange.source,
+        variables=exchange.variables,
+        title=exchange.question[:200],
+        created_at=exchange.started_at,
+        updated_at=exchange.finished_at,
+    )
+
+
+@transaction.atomic
+def history_write(batch: list[ExchangeRecord]) -> None:
+    """Store a batch: stateless exchanges get a conversation each (two bulk inserts for the
+    whole batch); exchanges with a chat id join that key's conversation for the bot."""
+    stateless = [e for e in batch if not e.external_chat_id]
+    conversations = Conversation.objects.bulk_create([_new_conversation(e) for e in stateless])
+    messages: list[Message] = []
+    for conversation, exchange in zip(conversations, stateless, strict=True):
+        messages += _messages_for(conversation, exchange)
+    for exchange in (e for e in batch if e.external_chat_id):
+        conversation, created = Conversation.objects.get_or_create(
+            bot_id=exchange.bot_id,
+            api_key_id=exchange.api_key_id,
+            external_chat_id=exchange.external_chat_id,
+            defaults={
+                f.name: getattr(_new_conversation(exchange), f.name)
+                for f in Conversation._meta.concrete_fields
+                if f.name not in ("id", "bot", "api_key", "external_chat_id")
+            },
+        )
+        if not created:
+            conversation.updated_at = exchange.finished_at
+            conversation.variables = {**conversation.variables, **exchange.variables}
+            if exchange.custom_uid:
+                conversation.custom_uid = exchange.custom_uid
+            conversation.save(update_fields=["updated_at", "variables", "custom_uid"])
+        messages += _messages_for(conversation, exchange)
+    Message.objects.bulk_create(messages)

@@ -1,0 +1,158 @@
+"""Shared fixtures: a real Daphne serving the project's ASGI app on a loopback port, the
+project's fake OpenAI-compatible upstream, and data factories.
+
+Live-server tests use `transactional_db`: rows are committed so the server process sees them,
+and tables are emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+
+from aiflowy.testing.fake_upstream import FakeUpstream
+from apikeys.services import api_key_create
+from bots.models import Bot, LlmProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start_in_thread()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """Daphne serving aiflowy.asgi:application against the test database."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "aiflowy.test_settings",
+        "DATABASE_URL": database_url,
+        "AIFLOWY_SSE_PING_SECONDS": os.environ.get("AIFLOWY_SSE_PING_SECONDS", "10"),
+    }
+    log_path = ROOT / ".pytest_cache" / "daphne.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "aiflowy.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"Daphne did not start; see {log_path}") from None
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def http(live_server_url, transactional_db) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def provider(fake_upstream, transactional_db) -> LlmProvider:
+    return LlmProvider.objects.create(
+        name="fake",
+        kind=LlmProvider.Kind.OPENAI,
+        base_url=fake_upstream.base_url,
+        api_key="sk-provider-secret",
+        default_model="fake-model",
+        timeout_seconds=2,
+    )
+
+
+@pytest.fixture
+def make_bot(provider) -> Callable[..., Bot]:
+    counter = iter(range(1, 10_000))
+
+    def make(**fields) -> Bot:
+        fields.setdefault("name", f"bot-{next(counter)}")
+        fields.setdefault("provider", provider)
+        return Bot.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def bot(make_bot) -> Bot:
+    return make_bot(name="helper", system_prompt="You are helpful.")
+
+
+@pytest.fixture
+def make_key(transactional_db) -> Callable[..., str]:
+    def make(**fields) -> str:
+        fields.setdefault("name", "test key")
+        _api_key, raw_key = api_key_create(**fields)
+        return raw_key
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_key) -> str:
+    return make_key()
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0) -> object:
+    """Poll until `predicate()` is truthy (history is written just after a response)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

@@ -14,3 +14,11 @@ from aiflowy.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests expect edits to reach the hot path at once; production keeps a few seconds.
 AIFLOWY_CONFIG_CACHE_SECONDS = 0.0
+
+# One test database per test process, so parallel runs (and a developer's run beside CI's)
+# never drop each other's database.
+_suffix = os.getpid()
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": BASE_DIR / f"test-db-{_suffix}.sqlite3"}  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_aiflowy_{_suffix}"}  # noqa: F405

@@ -1,0 +1,106 @@
+"""The admin's API key pages: 新增 generates the key, shows it once, stores only its hash."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from apikeys.models import ApiKey
+from apikeys.services import api_key_hash
+
+CHAT_URL = "/api/v1/aiBot/externalChat"
+KEY_IN_PAGE = re.compile(r'id="new-api-key"[^>]*value="(af-[A-Za-z0-9_\-]+)"')
+
+
+@pytest.fixture
+def admin_client(transactional_db) -> Client:
+    user = get_user_model().objects.create_superuser("root", password="pw-for-tests")
+    client = Client(headers={"accept-language": "zh-hans"})
+    client.force_login(user)
+    return client
+
+
+def test_the_add_button_reads_xinzeng_in_chinese_and_add_in_english(admin_client):
+    page = admin_client.get("/admin/apikeys/apikey/").content.decode()
+    assert "新增 API 密钥" in page
+    admin_client.cookies["django_language"] = "en"
+    page = admin_client.get("/admin/apikeys/apikey/", headers={"accept-language": "en"})
+    assert "Add API key" in page.content.decode()
+
+
+def test_the_add_form_asks_only_for_name_expiry_scope_and_rate_limit(admin_client):
+    page = admin_client.get("/admin/apikeys/apikey/add/").content.decode()
+    fields = set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([a-z_0-9]+)"', page)) - {
+        "csrfmiddlewaretoken",
+        "_save",
+        "_continue",
+        "_addanother",
+        "language",
+        "next",
+    }
+    assert fields == {
+        "name",
+        "expires_at_0",
+        "expires_at_1",
+        "allowed_bots",
+        "allowed_workflows",
+        "rate_limit_per_minute",
+    }
+
+
+def test_adding_a_key_shows_it_once_stores_a_hash_and_the_key_works(admin_client, http, bot):
+    response = admin_client.post(
+        "/admin/apikeys/apikey/add/",
+        {
+            "name": "from admin",
+            "rate_limit_per_minute": "0",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    raw_key = KEY_IN_PAGE.search(response.content.decode()).group(1)
+    api_key = ApiKey.objects.get(name="from admin")
+    assert api_key.key_hash == api_key_hash(raw_key)
+    assert raw_key not in {api_key.key_hash, api_key.prefix}
+    assert raw_key.startswith(api_key.prefix)
+    assert api_key.created_by.username == "root"
+
+    for url in ("/admin/apikeys/apikey/", f"/admin/apikeys/apikey/{api_key.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert raw_key not in page
+        assert api_key.prefix in page
+
+    chat = http.post(
+        CHAT_URL,
+        headers={"Authorization": f"Bearer {raw_key}"},
+        json={"botId": bot.id, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.status_code == 200
+
+
+def test_disable_and_enable_actions_switch_the_key(admin_client, http, bot, make_key):
+    raw_key = make_key(name="switch me")
+    api_key = ApiKey.objects.get(name="switch me")
+    body = {"botId": bot.id, "messages": [{"role": "user", "content": "hi"}]}
+
+    admin_client.post(
+        "/admin/apikeys/apikey/", {"action": "disable_keys", "_selected_action": [api_key.pk]}
+    )
+    assert http.post(CHAT_URL, headers={"Authorization": raw_key}, json=body).status_code == 401
+
+    admin_client.post(
+        "/admin/apikeys/apikey/", {"action": "enable_keys", "_selected_action": [api_key.pk]}
+    )
+    assert http.post(CHAT_URL, headers={"Authorization": raw_key}, json=body).status_code == 200
+
+
+def test_list_shows_name_prefix_enabled_expiry_and_last_used(admin_client, make_key):
+    make_key(name="listed")
+    page = admin_client.get("/admin/apikeys/apikey/").content.decode()
+    for column in ("名称", "密钥", "启用", "过期时间", "最近使用"):
+        assert column in page

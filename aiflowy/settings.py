@@ -85,6 +85,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+    # Keep the connection: the history writer's thread would otherwise reconnect (and re-run
+    # the PRAGMAs) for every batch.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, rate limits ------------------------------------------------
@@ -143,3 +146,32 @@ AIFLOWY_CONFIG_CACHE_SECONDS = env.float("AIFLOWY_CONFIG_CACHE_SECONDS", default
 AIFLOWY_SSE_PING_SECONDS = env.float("AIFLOWY_SSE_PING_SECONDS", default=10.0)
 # Workflow httpNode may call private/loopback addresses only when the operator allows it.
 AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE = env.bool("AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE", default=False)
+# Limits of one workflow run (whole run, each node attempt, sandboxed JavaScript, httpNode).
+AIFLOWY_WORKFLOW_RUN_TIMEOUT_SECONDS = env.float(
+    "AIFLOWY_WORKFLOW_RUN_TIMEOUT_SECONDS", default=300.0
+)
+AIFLOWY_WORKFLOW_NODE_TIMEOUT_SECONDS = env.float(
+    "AIFLOWY_WORKFLOW_NODE_TIMEOUT_SECONDS", default=60.0
+)
+AIFLOWY_WORKFLOW_JS_TIMEOUT_MS = env.int("AIFLOWY_WORKFLOW_JS_TIMEOUT_MS", default=1000)
+AIFLOWY_WORKFLOW_JS_MEMORY_MB = env.int("AIFLOWY_WORKFLOW_JS_MEMORY_MB", default=32)
+AIFLOWY_WORKFLOW_HTTP_TIMEOUT_SECONDS = env.float(
+    "AIFLOWY_WORKFLOW_HTTP_TIMEOUT_SECONDS", default=30.0
+)
+AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES = env.int(
+    "AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES", default=5_000_000
+)
+AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES = env.int("AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES", default=8)
+# Where `"async": true` runs execute: "task" (an asyncio task in the web process that took the
+# request) or "worker" (Channels worker processes, `manage.py runworkflowworker`, fed over the
+# channel layer). Default: "worker" when REDIS_URL is set, else "task".
+AIFLOWY_WORKFLOW_BACKGROUND = env.str(
+    "AIFLOWY_WORKFLOW_BACKGROUND", default="worker" if REDIS_URL else "task"
+)
+# The channel-layer channel that workflow workers listen on.
+AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
+    "AIFLOWY_WORKFLOW_WORKER_CHANNEL", default="workflow-runs"
+)
+# A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
+# run history; the caller still gets the full result.
+AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)

@@ -1,0 +1,222 @@
+"""The project's benchmark: what aiflowy adds on top of the upstream it calls.
+
+Starts the fake OpenAI-compatible upstream and ONE aiflowy server process (Daphne) on
+loopback, with key authentication and history on, then measures with a lean asyncio
+HTTP/1.1 client (pre-built requests, keep-alive, no parsing beyond framing):
+- non-stream chat: median latency at 1 caller, direct to the upstream and through aiflowy;
+- stream: median time to the first token event, direct and through aiflowy;
+- throughput: chats per second through aiflowy at 32 concurrent callers.
+
+    python -m benchmarks.run [--requests 2000] [--concurrency 32] [--endpoint externalChat]
+
+Numbers depend on the machine; docs/benchmarks.md records ours. The client, the upstream and
+the server share the machine's cores, so "added" latency is an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def build_request(path: str, body: dict, headers: dict[str, str]) -> bytes:
+    payload = json.dumps(body).encode()
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+             f"Content-Length: {len(payload)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def exchange(reader, writer, request: bytes) -> tuple[float, float, int]:
+    """Send one request; return (total seconds, seconds to first SSE data, status)."""
+    start = time.perf_counter()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    first = None
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.strip() or b"0", 16)
+            chunk = await reader.readexactly(size + 2)
+            if first is None and b"data:" in chunk:
+                first = time.perf_counter() - start
+            if size == 0:
+                break
+    else:
+        length = int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+        body = await reader.readexactly(length)
+        if first is None and b"data:" in body:
+            first = time.perf_counter() - start
+    total = time.perf_counter() - start
+    return total, first if first is not None else total, status
+
+
+async def run_load(port: int, request: bytes, count: int, concurrency: int):
+    latencies: list[float] = []
+    firsts: list[float] = []
+    errors = 0
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining, errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                total, first, status = await exchange(reader, writer, request)
+                if status != 200:
+                    errors += 1
+                latencies.append(total)
+                firsts.append(first)
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return latencies, firsts, errors, elapsed
+
+
+def ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def setup_database(env: dict, upstream_url: str) -> str:
+    script = f"""
+import django; django.setup()
+from bots.models import Bot, LlmProvider
+from apikeys.services import api_key_create
+p, _ = LlmProvider.objects.update_or_create(name="bench", defaults=dict(
+    kind="openai", base_url="{upstream_url}", api_key="sk-bench", default_model="bench",
+    timeout_seconds=30))
+b, _ = Bot.objects.update_or_create(name="bench", defaults=dict(provider=p,
+    system_prompt="You are a benchmark."))
+_, key = api_key_create(name="bench", bot_ids=[b.pk])
+print(b.pk, key)
+"""
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return out[0], out[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="aiflowy benchmark")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--latency-requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--endpoint", choices=["externalChat", "openai"], default="externalChat")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aiflowy.settings",
+           "SECRET_KEY": "bench-secret", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    upstream_port, server_port = free_port(), free_port()
+    processes = []
+    try:
+        upstream = subprocess.Popen(
+            [sys.executable, "-m", "aiflowy.testing.fake_upstream", "--port", str(upstream_port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        processes.append(upstream)
+        wait_for_port(upstream_port, upstream)
+        bot_id, key = setup_database(env, f"http://127.0.0.1:{upstream_port}/v1")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(server_port),
+             "aiflowy.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        processes.append(server)
+        wait_for_port(server_port, server)
+
+        messages = [{"role": "user", "content": "hello benchmark world"}]
+        direct = {"model": "bench", "messages": [
+            {"role": "system", "content": "You are a benchmark."}, *messages]}
+        if args.endpoint == "externalChat":
+            path, ours = "/api/v1/aiBot/externalChat", {"botId": int(bot_id), "messages": messages}
+        else:
+            path, ours = "/v1/chat/completions", {"model": bot_id, "messages": messages}
+        auth = {"Authorization": f"Bearer {key}"}
+        requests = {
+            "direct": build_request("/v1/chat/completions", direct, {}),
+            "direct_stream": build_request("/v1/chat/completions",
+                                           {**direct, "stream": True,
+                                            "stream_options": {"include_usage": True}}, {}),
+            "ours": build_request(path, ours, auth),
+            "ours_stream": build_request(path, {**ours, "stream": True}, auth),
+        }
+
+        async def measure() -> dict:
+            results = {}
+            for name in requests:  # warm up connections, caches, the upstream client
+                await run_load(server_port if name.startswith("ours") else upstream_port,
+                               requests[name], 200, 4)
+            for name, request in requests.items():
+                port = server_port if name.startswith("ours") else upstream_port
+                lat, first, errors, _ = await run_load(port, request, args.latency_requests, 1)
+                results[name] = {"p50_ms": ms(lat), "first_ms": ms(first), "errors": errors}
+            for name in ("direct", "ours"):
+                port = server_port if name == "ours" else upstream_port
+                lat, _first, errors, elapsed = await run_load(
+                    port, requests[name], args.requests, args.concurrency)
+                results[f"{name}_c{args.concurrency}"] = {
+                    "rps": len(lat) / elapsed, "p50_ms": ms(lat),
+                    "p99_ms": sorted(lat)[int(len(lat) * 0.99) - 1] * 1000, "errors": errors}
+            return results
+
+        results = asyncio.run(measure())
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(10)
+
+    d, o = results["direct"], results["ours"]
+    ds, os_ = results["direct_stream"], results["ours_stream"]
+    c = args.concurrency
+    print(f"endpoint: {path} (one Daphne process, key auth + history on)")
+    print(f"non-stream p50, 1 caller: upstream direct {d['p50_ms']:.2f} ms, through aiflowy "
+          f"{o['p50_ms']:.2f} ms -> added {o['p50_ms'] - d['p50_ms']:.2f} ms")
+    print(f"stream first token p50, 1 caller: direct {ds['first_ms']:.2f} ms, through aiflowy "
+          f"{os_['first_ms']:.2f} ms -> added {os_['first_ms'] - ds['first_ms']:.2f} ms")
+    print(f"throughput at {c} callers: through aiflowy {results[f'ours_c{c}']['rps']:.0f} chats/s "
+          f"(p50 {results[f'ours_c{c}']['p50_ms']:.1f} ms, p99 {results[f'ours_c{c}']['p99_ms']:.1f}"
+          f" ms); upstream direct {results[f'direct_c{c}']['rps']:.0f}/s")
+    errors = sum(r["errors"] for r in results.values())
+    print(f"non-200 answers: {errors}")
+    if errors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

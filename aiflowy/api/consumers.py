@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from aiflowy.api.errors import (
     MethodNotAllowed,
     aiflowy_error_body,
 )
-from aiflowy.api.sse import KEEPALIVE, PING, SSE_HEADERS, json_dumps, with_keepalive
+from aiflowy.api.sse import PING, SSE_HEADERS, json_dumps
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +159,27 @@ class ApiConsumer(AsyncHttpConsumer):
         await self.send_body(b"", more_body=True)
 
     async def send_sse_stream(self, events: AsyncIterator[bytes]) -> None:
-        """Send already-framed SSE events as they come, with `: ping` while idle, then close."""
+        """Send already-framed SSE events as they come, with `: ping` while idle, then close.
+
+        One pinger task watches for silence, instead of a timeout around every event: an
+        event costs one send, nothing more.
+        """
+        self.last_sent = time.monotonic()
+        pinger = asyncio.create_task(self._ping_while_idle(settings.AIFLOWY_SSE_PING_SECONDS))
         try:
-            async for event in with_keepalive(events, settings.AIFLOWY_SSE_PING_SECONDS):
-                await self.send_body(PING if event is KEEPALIVE else event, more_body=True)
+            async for event in events:
+                await self.send_body(event, more_body=True)
+                self.last_sent = time.monotonic()
         finally:
+            pinger.cancel()
             if not asyncio.current_task().cancelling():
                 await self.send_body(b"", more_body=False)
+
+    async def _ping_while_idle(self, interval: float) -> None:
+        while True:
+            idle = time.monotonic() - self.last_sent
+            if idle >= interval:
+                await self.send_body(PING, more_body=True)
+                self.last_sent = time.monotonic()
+                idle = 0.0
+            await asyncio.sleep(interval - idle)

@@ -1,0 +1,179 @@
+"""Code nodes: the ``_result`` contract and the JavaScript sandbox's limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflows.engine import EngineLimits, LlmAnswer, parse_definition, run_workflow
+
+FAST = EngineLimits(js_timeout_ms=300, js_memory_mb=32)
+
+
+class NoLlm:
+    async def chat(self, *args, **kwargs) -> LlmAnswer:  # pragma: no cover - must not run
+        raise AssertionError("no LLM in these workflows")
+
+
+def code_flow(code: str, *, output_defs: list[str] | None = None, parameters=None, **data):
+    if parameters is None:
+        parameters = [
+            {"name": "a", "refType": "ref", "ref": "start1.a", "dataType": "Number"},
+            {"name": "b", "refType": "ref", "ref": "start1.b", "dataType": "Number"},
+        ]
+    code_data = {"title": "代码", "engine": "js", "code": code, "parameters": parameters, **data}
+    if output_defs is not None:
+        code_data["outputDefs"] = [{"name": name} for name in output_defs]
+    end_outputs = [{"name": name, "ref": f"code1.{name}"} for name in output_defs or []]
+    return parse_definition(
+        {
+            "nodes": [
+                {
+                    "id": "start1",
+                    "type": "startNode",
+                    "data": {
+                        "parameters": [
+                            {"name": "a", "dataType": "Number", "refType": "input"},
+                            {"name": "b", "dataType": "Number", "refType": "input"},
+                        ]
+                    },
+                },
+                {"id": "code1", "type": "codeNode", "data": code_data},
+                {"id": "end1", "type": "endNode", "data": {"outputDefs": end_outputs}},
+            ],
+            "edges": [
+                {"id": "e1", "source": "start1", "target": "code1"},
+                {"id": "e2", "source": "code1", "target": "end1"},
+            ],
+        }
+    )
+
+
+async def run_code_node(code: str, variables=None, **options):
+    result = await run_workflow(
+        code_flow(code, **options), variables or {"a": 2, "b": 3}, llm=NoLlm(), limits=FAST
+    )
+    return result
+
+
+def code_step(result):
+    return next(s for s in result.steps if s.node_id == "code1")
+
+
+@pytest.mark.asyncio
+async def test_code_fills_result_whose_keys_are_the_outputs():
+    code = "_result.sum = a + b;\n_result.items = [a, b].map(function (x) { return x * 10; });"
+    result = await run_code_node(code, output_defs=["sum", "items"])
+    assert result.status == "succeeded", result.error
+    assert result.result == {"sum": 5, "items": [20, 30]}
+    assert code_step(result).inputs == {"a": 2, "b": 3}
+
+
+@pytest.mark.asyncio
+async def test_only_declared_outputs_are_kept():
+    result = await run_code_node("_result.keep = 1; _result.drop = 2;", output_defs=["keep"])
+    assert code_step(result).outputs == {"keep": 1}
+
+
+@pytest.mark.asyncio
+async def test_every_key_is_kept_when_no_outputs_are_declared():
+    result = await run_code_node("_result = {x: 'a', y: {z: [1, null, true]}};")
+    assert code_step(result).outputs == {"x": "a", "y": {"z": [1, None, True]}}
+
+
+@pytest.mark.asyncio
+async def test_code_sees_the_callers_variables_by_name():
+    result = await run_code_node(
+        "_result.greeting = 'hi ' + who;", {"a": 1, "b": 1, "who": "张三"}, output_defs=["greeting"]
+    )
+    assert result.result == {"greeting": "hi 张三"}
+
+
+@pytest.mark.asyncio
+async def test_no_require_fetch_process_or_other_host_access():
+    code = """
+    _result.kinds = [typeof require, typeof fetch, typeof process, typeof module,
+                     typeof XMLHttpRequest, typeof Deno, typeof Bun].join(',');
+    """
+    result = await run_code_node(code, output_defs=["kinds"])
+    assert result.result == {"kinds": ",".join(["undefined"] * 7)}
+
+
+@pytest.mark.asyncio
+async def test_calling_require_is_a_clean_node_failure():
+    result = await run_code_node(
+        "var fs = require('fs'); _result.x = fs.readFileSync('/etc/passwd');"
+    )
+    assert result.status == "failed"
+    assert result.error == (
+        'node "code1" (代码) failed: ReferenceError: require is not defined (line 1)'
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_infinite_loop_is_stopped_by_the_time_limit():
+    result = await run_code_node("while (true) {}")
+    assert result.status == "failed"
+    assert result.error == 'node "code1" (代码) failed: JavaScript took longer than 300 ms'
+
+
+@pytest.mark.asyncio
+async def test_a_memory_bomb_is_stopped_by_the_memory_limit():
+    code = "var keep = []; while (true) { keep.push(new Array(100000).fill(1.5)); }"
+    result = await run_code_node(code)
+    assert result.status == "failed"
+    assert "JavaScript used more than 32 MB of memory" in result.error
+
+
+@pytest.mark.asyncio
+async def test_a_script_error_reports_message_and_line():
+    result = await run_code_node("var x = 1;\nthrow new Error('bad input');")
+    assert result.error == 'node "code1" (代码) failed: Error: bad input (line 2)'
+
+
+@pytest.mark.asyncio
+async def test_a_syntax_error_is_a_node_failure():
+    result = await run_code_node("_result.x = (1 + ;")
+    assert result.status == "failed"
+    assert "SyntaxError" in result.error
+
+
+@pytest.mark.asyncio
+async def test_result_must_be_an_object():
+    result = await run_code_node("_result = 42;")
+    assert result.error == (
+        'node "code1" (代码) failed: TypeError: _result must be an object, got number'
+    )
+
+
+@pytest.mark.asyncio
+async def test_nothing_survives_from_one_evaluation_to_the_next():
+    await run_code_node("globalThis.leak = 'secret'; _result.x = 1;")
+    second = await run_code_node("_result.seen = typeof leak;", output_defs=["seen"])
+    assert second.result == {"seen": "undefined"}
+
+
+@pytest.mark.asyncio
+async def test_placeholders_in_code_are_filled_like_tinyflow():
+    result = await run_code_node("_result.text = '{{a}}-{{b}}';", output_defs=["text"])
+    assert result.result == {"text": "2-3"}
+
+
+@pytest.mark.asyncio
+async def test_retry_applies_to_code_nodes_too():
+    defn = code_flow(
+        "throw new Error('always')", retryEnable=True, maxRetryCount=1, retryIntervalMs=0
+    )
+    result = await run_workflow(defn, {"a": 1, "b": 2}, llm=NoLlm(), limits=FAST)
+    assert code_step(result).attempts == 2
+    assert result.error.endswith("(after 2 attempts)")
+
+
+@pytest.mark.asyncio
+async def test_variables_named_like_builtins_do_not_break_the_sandbox():
+    result = await run_code_node(
+        "_result.kinds = typeof eval + ',' + typeof globalThis + ',' + typeof JSON;",
+        {"a": 1, "b": 2, "eval": "x", "globalThis": "y", "JSON": "z"},
+        output_defs=["kinds"],
+    )
+    assert result.status == "succeeded", result.error
+    assert result.result == {"kinds": "string,string,string"}

@@ -1,0 +1,44 @@
+"""The workflow engine: AIFlowy/Tinyflow workflow JSON in, a run's result and steps out.
+
+Plain async Python with no Django in it, so it can run in a web process, a Channels worker
+or a test. Typical use::
+
+    defn = parse_definition(workflow.definition)         # DefinitionError
+    variables = validate_inputs(defn, request_variables)  # InputError
+    result = await run_workflow(defn, variables, llm=port, on_event=send)
+"""
+
+from .definition import (
+    EdgeDef,
+    NodeDef,
+    Parameter,
+    StartParameter,
+    WorkflowDefinition,
+    input_parameters,
+    parse_definition,
+)
+from .errors import DefinitionError, InputError, NodeFailed, RunTimeout
+from .inputs import validate_inputs
+from .ports import EngineLimits, LlmAnswer, LlmPort
+from .runner import RunResult, StepRecord, run_workflow
+
+__all__ = [
+    "DefinitionError",
+    "EdgeDef",
+    "EngineLimits",
+    "InputError",
+    "LlmAnswer",
+    "LlmPort",
+    "NodeDef",
+    "NodeFailed",
+    "Parameter",
+    "RunResult",
+    "RunTimeout",
+    "StartParameter",
+    "StepRecord",
+    "WorkflowDefinition",
+    "input_parameters",
+    "parse_definition",
+    "run_workflow",
+    "validate_inputs",
+]

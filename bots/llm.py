@@ -11,6 +11,7 @@ the upstream's own text is kept in `operator_detail` for logs and history only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -83,6 +84,27 @@ def upstream_client(provider: ProviderConfig) -> openai.AsyncOpenAI:
     )
     clients.by_provider[provider.id] = (provider.version, client)
     return client
+
+
+async def upstream_clients_close() -> None:
+    """Close the running event loop's upstream clients and their connections (at shutdown, or
+    when a short-lived loop ends); later calls open new ones."""
+    clients = _clients.pop(asyncio.get_running_loop(), None)
+    if clients is not None:
+        for _version, client in clients.by_provider.values():
+            await client.close()
+
+
+@contextlib.asynccontextmanager
+async def upstream_clients_closed() -> AsyncIterator[None]:
+    """Close this event loop's upstream clients on exit (for code that owns a short-lived loop,
+    such as a test or a management command; servers keep theirs for the process's life)."""
+    try:
+        yield
+    finally:
+        clients = _clients.pop(asyncio.get_running_loop(), None)
+        for _version, client in clients.by_provider.values() if clients else ():
+            await client.close()
 
 
 def estimate_tokens(text: str) -> int:
@@ -197,8 +219,11 @@ async def llm_stream(
     try:
         stream = await upstream_client(provider).post(
             "/chat/completions",
-            body={**_request_body(messages, params), "stream": True,
-                  "stream_options": {"include_usage": True}},
+            body={
+                **_request_body(messages, params),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
             cast_to=dict,
             stream=True,
             stream_cls=openai.AsyncStream[dict],

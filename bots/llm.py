@@ -102,9 +102,7 @@ async def upstream_clients_closed() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        clients = _clients.pop(asyncio.get_running_loop(), None)
-        for _version, client in clients.by_provider.values() if clients else ():
-            await client.close()
+        await upstream_clients_close()
 
 
 def estimate_tokens(text: str) -> int:

@@ -51,8 +51,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
 
 def build_request(path: str, body: dict, headers: dict[str, str]) -> bytes:
     payload = json.dumps(body).encode()
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
-             f"Content-Length: {len(payload)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
 
@@ -127,8 +131,14 @@ _, key = api_key_create(name="bench", bot_ids=[b.pk])
 print(b.pk, key)
 """
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return out[0], out[1]
 
 
@@ -141,28 +151,50 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aiflowy.settings",
-           "SECRET_KEY": "bench-secret", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "aiflowy.settings",
+        "SECRET_KEY": "bench-secret",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
     upstream_port, server_port = free_port(), free_port()
     processes = []
     try:
         upstream = subprocess.Popen(
             [sys.executable, "-m", "aiflowy.testing.fake_upstream", "--port", str(upstream_port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         processes.append(upstream)
         wait_for_port(upstream_port, upstream)
         bot_id, key = setup_database(env, f"http://127.0.0.1:{upstream_port}/v1")
         server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(server_port),
-             "aiflowy.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(server_port),
+                "aiflowy.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(server)
         wait_for_port(server_port, server)
 
         messages = [{"role": "user", "content": "hello benchmark world"}]
-        direct = {"model": "bench", "messages": [
-            {"role": "system", "content": "You are a benchmark."}, *messages]}
+        direct = {
+            "model": "bench",
+            "messages": [{"role": "system", "content": "You are a benchmark."}, *messages],
+        }
         if args.endpoint == "externalChat":
             path, ours = "/api/v1/aiBot/externalChat", {"botId": int(bot_id), "messages": messages}
         else:
@@ -170,9 +202,11 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {key}"}
         requests = {
             "direct": build_request("/v1/chat/completions", direct, {}),
-            "direct_stream": build_request("/v1/chat/completions",
-                                           {**direct, "stream": True,
-                                            "stream_options": {"include_usage": True}}, {}),
+            "direct_stream": build_request(
+                "/v1/chat/completions",
+                {**direct, "stream": True, "stream_options": {"include_usage": True}},
+                {},
+            ),
             "ours": build_request(path, ours, auth),
             "ours_stream": build_request(path, {**ours, "stream": True}, auth),
         }
@@ -180,8 +214,12 @@ def main() -> None:
         async def measure() -> dict:
             results = {}
             for name in requests:  # warm up connections, caches, the upstream client
-                await run_load(server_port if name.startswith("ours") else upstream_port,
-                               requests[name], 200, 4)
+                await run_load(
+                    server_port if name.startswith("ours") else upstream_port,
+                    requests[name],
+                    200,
+                    4,
+                )
             for name, request in requests.items():
                 port = server_port if name.startswith("ours") else upstream_port
                 lat, first, errors, _ = await run_load(port, request, args.latency_requests, 1)
@@ -189,10 +227,14 @@ def main() -> None:
             for name in ("direct", "ours"):
                 port = server_port if name == "ours" else upstream_port
                 lat, _first, errors, elapsed = await run_load(
-                    port, requests[name], args.requests, args.concurrency)
+                    port, requests[name], args.requests, args.concurrency
+                )
                 results[f"{name}_c{args.concurrency}"] = {
-                    "rps": len(lat) / elapsed, "p50_ms": ms(lat),
-                    "p99_ms": sorted(lat)[int(len(lat) * 0.99) - 1] * 1000, "errors": errors}
+                    "rps": len(lat) / elapsed,
+                    "p50_ms": ms(lat),
+                    "p99_ms": sorted(lat)[int(len(lat) * 0.99) - 1] * 1000,
+                    "errors": errors,
+                }
             return results
 
         results = asyncio.run(measure())
@@ -205,13 +247,19 @@ def main() -> None:
     ds, os_ = results["direct_stream"], results["ours_stream"]
     c = args.concurrency
     print(f"endpoint: {path} (one Daphne process, key auth + history on)")
-    print(f"non-stream p50, 1 caller: upstream direct {d['p50_ms']:.2f} ms, through aiflowy "
-          f"{o['p50_ms']:.2f} ms -> added {o['p50_ms'] - d['p50_ms']:.2f} ms")
-    print(f"stream first token p50, 1 caller: direct {ds['first_ms']:.2f} ms, through aiflowy "
-          f"{os_['first_ms']:.2f} ms -> added {os_['first_ms'] - ds['first_ms']:.2f} ms")
-    print(f"throughput at {c} callers: through aiflowy {results[f'ours_c{c}']['rps']:.0f} chats/s "
-          f"(p50 {results[f'ours_c{c}']['p50_ms']:.1f} ms, p99 {results[f'ours_c{c}']['p99_ms']:.1f}"
-          f" ms); upstream direct {results[f'direct_c{c}']['rps']:.0f}/s")
+    print(
+        f"non-stream p50, 1 caller: upstream direct {d['p50_ms']:.2f} ms, through aiflowy "
+        f"{o['p50_ms']:.2f} ms -> added {o['p50_ms'] - d['p50_ms']:.2f} ms"
+    )
+    print(
+        f"stream first token p50, 1 caller: direct {ds['first_ms']:.2f} ms, through aiflowy "
+        f"{os_['first_ms']:.2f} ms -> added {os_['first_ms'] - ds['first_ms']:.2f} ms"
+    )
+    print(
+        f"throughput at {c} callers: through aiflowy {results[f'ours_c{c}']['rps']:.0f} chats/s "
+        f"(p50 {results[f'ours_c{c}']['p50_ms']:.1f} ms, p99 {results[f'ours_c{c}']['p99_ms']:.1f}"
+        f" ms); upstream direct {results[f'direct_c{c}']['rps']:.0f}/s"
+    )
     errors = sum(r["errors"] for r in results.values())
     print(f"non-200 answers: {errors}")
     if errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -49,6 +50,7 @@ class BotConfig:
     history_window: int
     welcome_message: str
     allow_request_overrides: bool
+    created_at: datetime | None = None
 
     @classmethod
     def from_model(cls, bot: Bot) -> BotConfig:
@@ -65,6 +67,7 @@ class BotConfig:
             history_window=bot.history_window,
             welcome_message=bot.welcome_message,
             allow_request_overrides=bot.allow_request_overrides,
+            created_at=bot.created_at,
         )
 
 

@@ -58,21 +58,44 @@ class HistoryRecorder:
         self.writer: asyncio.Task | None = None
         self.coalesce_seconds = coalesce_seconds
         self.flush_requested = asyncio.Event()
+        # Exchanges queued and written so far (written in queue order, by one writer at a time),
+        # so a flush waits for what was queued before it and not for later traffic.
+        self.queued = 0
+        self.written = 0
+        self.flush_waiters: list[tuple[int, asyncio.Future]] = []
 
     def record(self, exchange: ExchangeRecord) -> None:
         """Queue an exchange for writing; never blocks, never raises for database trouble."""
         self.queue.put_nowait(exchange)
+        self.queued += 1
         if self.writer is None or self.writer.done():
             self.writer = asyncio.get_running_loop().create_task(
                 self._write_forever(), name="chat-history-writer"
             )
 
     async def flush(self) -> None:
-        """Wait until every exchange queued so far is written (or failed and was logged)."""
-        if self.queue.empty() and self.queue._unfinished_tasks == 0:
+        """Wait until every exchange queued so far is written (or failed and was logged).
+        Exchanges queued after the call are not waited for: under steady traffic the queue is
+        never empty, and a `chatId` request must not wait for it to be."""
+        target = self.queued
+        if self.written >= target:
             return
+        waiter = asyncio.get_running_loop().create_future()
+        self.flush_waiters.append((target, waiter))
         self.flush_requested.set()
-        await self.queue.join()
+        await waiter
+
+    def _written(self, count: int) -> None:
+        self.written += count
+        waiting = []
+        for target, waiter in self.flush_waiters:
+            if waiter.done():
+                continue
+            if self.written >= target:
+                waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self.flush_waiters = waiting
 
     async def _write_forever(self) -> None:
         while True:
@@ -86,12 +109,31 @@ class HistoryRecorder:
             while not self.queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self.queue.get_nowait())
             try:
-                await database_sync_to_async(history_write)(batch)
-            except Exception:
-                logger.exception("Could not write %d chat exchanges", len(batch))
+                await self._write(batch)
             finally:
                 for _ in batch:
                     self.queue.task_done()
+                self._written(len(batch))
+
+    @staticmethod
+    async def _write(batch: list[ExchangeRecord]) -> None:
+        """Write the batch in one transaction; if that fails, write its exchanges one by one,
+        so one bad exchange (its bot or key deleted meanwhile) does not lose the others."""
+        try:
+            await database_sync_to_async(history_write)(batch)
+            return
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("Could not write a chat exchange of bot %s", batch[0].bot_id)
+                return
+            logger.warning(
+                "Could not write %d chat exchanges at once; retrying one by one", len(batch)
+            )
+        for exchange in batch:
+            try:
+                await database_sync_to_async(history_write)([exchange])
+            except Exception:
+                logger.exception("Could not write a chat exchange of bot %s", exchange.bot_id)
 
 
 _recorders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HistoryRecorder] = (

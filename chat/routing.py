@@ -2,8 +2,16 @@
 
 from django.urls import path
 
-from chat.consumers import ExternalChatConsumer
+from chat.consumers import ChatCompletionsConsumer, ExternalChatConsumer, ModelsConsumer
 
+# OpenAI SDKs are configured with a base URL ending in `/v1`; FastGPT-style clients use
+# `/api/v1`. Both prefixes serve the same consumers.
 http_urlpatterns = [
     path("api/v1/aiBot/externalChat", ExternalChatConsumer.as_asgi()),
+    path("v1/chat/completions", ChatCompletionsConsumer.as_asgi()),
+    path("api/v1/chat/completions", ChatCompletionsConsumer.as_asgi()),
+    path("v1/models", ModelsConsumer.as_asgi()),
+    path("api/v1/models", ModelsConsumer.as_asgi()),
+    path("v1/models/<str:model>", ModelsConsumer.as_asgi()),
+    path("api/v1/models/<str:model>", ModelsConsumer.as_asgi()),
 ]

@@ -1,26 +1,33 @@
 """Answering a chat turn with a bot, and recording it.
 
-Endpoints (externalChat, OpenAI-compatible) authenticate and parse, then call `bot_for_key`
-and `bot_reply` / `bot_reply_stream`; these choose the bot, build the prompt, call the LLM
-client and hand the exchange to the history recorder, whatever the outcome: complete, error
-(upstream failure) or interrupted (the caller went away).
+Endpoints (externalChat, OpenAI-compatible) authenticate and parse, then build a `ChatTurn`
+(`bot_for_key`, or `chat_turn_for_completion` which also loads a `chatId`'s history) and call
+`bot_reply` / `bot_reply_stream`; these build the prompt, call the LLM client and hand the
+exchange to the history recorder, whatever the outcome: complete, error (upstream failure) or
+interrupted (the caller went away).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiflowy.api.errors import Forbidden, NotFound, UpstreamError
+from channels.db import database_sync_to_async
+
+from aiflowy.api.errors import BadRequest, Forbidden, NotFound, UpstreamError
 from apikeys.selectors import ApiKeyPrincipal
 from bots.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
-from bots.selectors import BotConfig, bot_config_get
-from chat.models import Message
+from bots.models import Bot
+from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name, bot_configs_list
+from chat.models import Conversation, Message
 from chat.recorder import ExchangeRecord, history_recorder
+from chat.schemas import ChatCompletionRequest
+from chat.selectors import conversation_context_get
 
 
 @dataclass(slots=True)
@@ -62,6 +69,72 @@ async def bot_for_key(api_key: ApiKeyPrincipal, bot_id: int) -> BotConfig:
     return bot
 
 
+def _single_bot_id(api_key: ApiKeyPrincipal) -> int | None:
+    if api_key.bot_ids is not None and len(api_key.bot_ids) == 1:
+        return next(iter(api_key.bot_ids))
+    return None
+
+
+async def bot_for_model(api_key: ApiKeyPrincipal, model: str | None) -> BotConfig:
+    """OpenAI-compatible bot selection. A key allowed exactly one bot always talks to it
+    (clients send whatever model name they were built with); otherwise `model` names the bot
+    by name or id. Unknown or disabled: 404 `model_not_found`; outside the key's scope: 403."""
+    single_bot_id = _single_bot_id(api_key)
+    if single_bot_id is not None:
+        bot = await bot_config_get(single_bot_id)
+        if bot is None or not bot.enabled:
+            raise NotFound(
+                "The bot of this API key does not exist or is disabled.", code="model_not_found"
+            )
+        return bot
+    if model is None:
+        raise BadRequest(
+            "'model' is required: this API key may use several bots; name one by its name or id "
+            "(GET /v1/models lists them).",
+            param="model",
+        )
+    return await bot_for_model_name(api_key, model)
+
+
+async def bot_for_model_name(api_key: ApiKeyPrincipal, model: str) -> BotConfig:
+    """The bot `model` names (its name, or its id in digits), enabled and in the key's scope."""
+    bot = None
+    if model.isascii() and model.isdigit():
+        bot = await bot_config_get(int(model))
+    if bot is None:
+        bot = await bot_config_get_by_name(model)
+    if bot is None or not bot.enabled:
+        raise NotFound(
+            f"The model '{model}' does not exist or is disabled.",
+            code="model_not_found",
+            param="model",
+        )
+    if not api_key.may_use_bot(bot.id):
+        raise Forbidden(f"This API key may not use the model '{model}'.", param="model")
+    return bot
+
+
+async def bots_for_key(api_key: ApiKeyPrincipal) -> list[BotConfig]:
+    """The enabled bots the key may use (`GET /v1/models`)."""
+    return await database_sync_to_async(bot_configs_list)(api_key.bot_ids)
+
+
+def bot_for_history(api_key: ApiKeyPrincipal, bot_id: int | None) -> int:
+    """The bot whose stored conversations the caller asks about: `botId`, or the key's only
+    bot. Disabled bots stay readable (and deletable): disabling stops new answers only."""
+    if bot_id is None:
+        bot_id = _single_bot_id(api_key)
+        if bot_id is None:
+            raise BadRequest(
+                "'botId' is required: this API key may use several bots.", param="botId"
+            )
+    if not Bot.objects.filter(pk=bot_id).exists():
+        raise NotFound(f"Bot {bot_id} does not exist.", code="bot_not_found", param="botId")
+    if not api_key.may_use_bot(bot_id):
+        raise Forbidden(f"This API key may not use bot {bot_id}.", param="botId")
+    return bot_id
+
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")
 
 
@@ -75,7 +148,9 @@ def fill_variables(template: str, variables: dict) -> str:
         if key not in variables:
             return match.group(0)
         value = variables[key]
-        return value if isinstance(value, str) else str(value)
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
 
     return _PLACEHOLDER.sub(replace, template)
 
@@ -89,6 +164,59 @@ def prompt_messages(turn: ChatTurn) -> list[dict]:
     messages += turn.history
     messages += turn.messages
     return messages
+
+
+async def chat_turn_for_completion(
+    api_key: ApiKeyPrincipal, request: ChatCompletionRequest
+) -> ChatTurn:
+    """The turn for an OpenAI-compatible request: its bot, and with a `chatId` the stored
+    history and variables. A stateless request touches no table here (cached lookups only)."""
+    bot = await bot_for_model(api_key, request.model)
+    turn = ChatTurn(
+        bot=bot,
+        api_key=api_key,
+        source=Conversation.Source.OPENAI,
+        messages=request.messages,
+        variables=request.variables,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        stop=request.stop,
+        user=request.user,
+        external_chat_id=request.chat_id,
+        custom_uid=request.custom_uid,
+        answer_item_id=request.response_chat_item_id,
+    )
+    if turn.external_chat_id:
+        await chat_turn_load_history(turn)
+    return turn
+
+
+async def chat_turn_load_history(turn: ChatTurn) -> None:
+    """FastGPT's `chatId`: the stored conversation (this bot, this key) supplies the context,
+    windowed by the bot's `history_window`; only the caller's last message is the new
+    question; stored variables are merged under the request's (the request wins)."""
+    # This process may still hold the previous answer of this chat in the recorder's queue.
+    await history_recorder().flush()
+    context = await database_sync_to_async(conversation_context_get)(
+        bot_id=turn.bot.id,
+        api_key_id=turn.api_key.id,
+        external_chat_id=turn.external_chat_id,
+        history_window=turn.bot.history_window,
+    )
+    turn.history = context.history
+    turn.messages = turn.messages[-1:]
+    turn.variables = {**context.variables, **turn.variables}
+
+
+def conversation_delete(*, bot_id: int, api_key_id: int, external_chat_id: str) -> bool:
+    """Delete the key's conversation with this `chatId` and its messages; False if none."""
+    if not external_chat_id:
+        return False
+    deleted, _ = Conversation.objects.filter(
+        bot_id=bot_id, api_key_id=api_key_id, external_chat_id=external_chat_id
+    ).delete()
+    return deleted > 0
 
 
 def generation_params(turn: ChatTurn) -> GenerationParams:

@@ -1,0 +1,119 @@
+"""Fixtures for the chat endpoints: openai SDK clients pointed at the live server, and small
+helpers to read SSE bodies and stored history."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+
+from chat.models import Conversation, Message
+from tests.conftest import wait_until
+
+COMPLETIONS = "/v1/chat/completions"
+
+
+@pytest.fixture(autouse=True)
+def _live_server_history_settled(request) -> Iterator[None]:
+    """A live-server test ends only once the server has stored an answer for every upstream
+    call the test caused (each call is recorded exactly once, complete or not). The server
+    writes history just after responding; left running, that write races the table flush
+    between tests (on PostgreSQL the flush's TRUNCATE can deadlock with it, and rows leak into
+    the next test). Never fails a test: after 10 s it stops waiting."""
+    if "live_server_url" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # so this teardown runs before the flush
+    upstream = request.getfixturevalue("fake_upstream")
+    calls_before = len(upstream.requests)
+    yield
+    expected = len(upstream.requests) - calls_before
+    deadline = time.monotonic() + 10
+    while (
+        Message.objects.filter(role="assistant").count() < expected and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_openai(live_server_url, transactional_db) -> Iterator[Callable[..., openai.OpenAI]]:
+    """`make_openai(key)`: the official sync client with `base_url` = our server + `/v1`.
+    No retries, so every error surfaces at once (the SDK would otherwise retry 429/5xx)."""
+    clients: list[openai.OpenAI] = []
+
+    def make(api_key: str, **options) -> openai.OpenAI:
+        options.setdefault("base_url", f"{live_server_url}/v1")
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 30)
+        client = openai.OpenAI(api_key=api_key, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def make_async_openai(live_server_url, transactional_db) -> Callable[..., openai.AsyncOpenAI]:
+    """`make_async_openai(key)`: the official async client; close it in the test."""
+
+    def make(api_key: str, **options) -> openai.AsyncOpenAI:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 30)
+        return openai.AsyncOpenAI(base_url=f"{live_server_url}/v1", api_key=api_key, **options)
+
+    return make
+
+
+def sse_events(text: str) -> list[tuple[str | None, str]]:
+    """(event name or None, data) for each SSE event of a body; comments are skipped."""
+    events = []
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data.append(line[len("data: ") :])
+        if data:
+            events.append((name, "\n".join(data)))
+    return events
+
+
+def sse_json(text: str) -> list[dict | str]:
+    """The data of each event: parsed JSON, or the raw string (`[DONE]`)."""
+    return [data if data == "[DONE]" else json.loads(data) for _, data in sse_events(text)]
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def stored_answer(**filters) -> Message:
+    """The assistant message matching `filters`, once the history writer has stored it."""
+    return wait_until(
+        lambda: (
+            Message.objects.filter(role="assistant", **filters)
+            .select_related("conversation")
+            .order_by("-id")
+            .first()
+        )
+    )
+
+
+def stored_answers(count: int, **filters) -> list[Message]:
+    return wait_until(
+        lambda: (
+            list(Message.objects.filter(role="assistant", **filters).order_by("id"))
+            if Message.objects.filter(role="assistant", **filters).count() >= count
+            else None
+        )
+    )
+
+
+def chat_conversation(**filters) -> Conversation:
+    return wait_until(lambda: Conversation.objects.filter(**filters).first())

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs
 
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from aiflowy.api.auth import authenticate
 from aiflowy.api.consumers import ApiConsumer
-from aiflowy.api.errors import ApiError, InternalError, UpstreamError, openai_error_body
+from aiflowy.api.errors import ApiError, BadRequest, InternalError, openai_error_body
 from aiflowy.api.sse import sse_event
 from bots.llm import StreamEnd
+from chat.aiflowy_format import answer_body, stream_bodies
 from chat.models import Conversation
 from chat.openai_format import (
     CompletionHeader,
@@ -41,18 +43,6 @@ from chat.services import (
 logger = logging.getLogger(__name__)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _aiflowy_usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {
-        "promptTokens": prompt_tokens,
-        "completionTokens": completion_tokens,
-        "totalTokens": prompt_tokens + completion_tokens,
-    }
-
-
 class ExternalChatConsumer(ApiConsumer):
     """`POST /api/v1/aiBot/externalChat`: AIFlowy's bot chat, JSON or SSE (START/MIDDLE/END)."""
 
@@ -68,63 +58,9 @@ class ExternalChatConsumer(ApiConsumer):
         )
         if request.stream:
             await self.start_sse()
-            await self.send_sse_stream(self._events(turn))
+            await self.send_sse_stream(sse_event(body) async for body in stream_bodies(turn))
             return
-        completion = await bot_reply(turn)
-        await self.send_json(
-            {
-                "status": "END",
-                "created": _now_ms(),
-                "usage": _aiflowy_usage(completion.prompt_tokens, completion.completion_tokens),
-                "choices": {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": completion.content},
-                },
-            }
-        )
-
-    async def _events(self, turn: ChatTurn) -> AsyncIterator[bytes]:
-        """START with the first token, MIDDLE per later token, END (with usage) when done,
-        ERROR if the upstream fails; each sent as soon as it exists."""
-        started = False
-        try:
-            async for item in bot_reply_stream(turn):
-                if isinstance(item, StreamEnd):
-                    if not started:
-                        yield self._delta_event("START", "")
-                    yield sse_event(
-                        {
-                            "status": "END",
-                            "created": _now_ms(),
-                            "usage": _aiflowy_usage(item.prompt_tokens, item.completion_tokens),
-                            "choices": {
-                                "index": 0,
-                                "delta": {"role": "assistant", "content": ""},
-                            },
-                        }
-                    )
-                else:
-                    yield self._delta_event("MIDDLE" if started else "START", item)
-                    started = True
-        except UpstreamError as error:
-            yield sse_event(
-                {
-                    "status": "ERROR",
-                    "created": _now_ms(),
-                    "errorCode": error.status,
-                    "message": error.message,
-                }
-            )
-
-    @staticmethod
-    def _delta_event(status: str, content: str) -> bytes:
-        return sse_event(
-            {
-                "status": status,
-                "created": _now_ms(),
-                "choices": {"index": 0, "delta": {"role": "assistant", "content": content}},
-            }
-        )
+        await self.send_json(answer_body(await bot_reply(turn)))
 
 
 class OpenAiConsumer(ApiConsumer):
@@ -255,3 +191,73 @@ class ModelsConsumer(OpenAiConsumer):
             await self.send_json(model_list_body(await bots_for_key(api_key)))
         else:
             await self.send_json(model_body(await bot_for_model_name(api_key, model)))
+
+
+class BotChatSocketConsumer(AsyncJsonWebsocketConsumer):
+    """`ws://…/ws/v1/aiBot/chat`: externalChat over a WebSocket, for browsers and long-lived
+    clients. Authenticated like every external endpoint (header), or with `?api_key=` because
+    browsers cannot set headers on a WebSocket. Each client frame is an externalChat request
+    (`botId`, `messages`, optional `requestId`); the answer comes as START / MIDDLE / END (or
+    ERROR) frames, each carrying the `requestId`. One answer at a time per socket; closing the
+    socket cancels the answer in progress, which is recorded as interrupted."""
+
+    channel_layer_alias = "__no_channel_layer__"
+
+    async def connect(self) -> None:
+        self.answer: asyncio.Task | None = None
+        try:
+            await self._authenticate()
+        except ApiError as error:
+            await self.accept()
+            await self.send_json(_socket_error(error))
+            await self.close(code=4000 + error.status)
+            return
+        await self.accept()
+
+    async def _authenticate(self):
+        headers = dict(self.scope["headers"])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        return await authenticate(authorization, query_key=(query.get("api_key") or [None])[0])
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        request_id = content.get("requestId") if isinstance(content, dict) else None
+        try:
+            if self.answer is not None and not self.answer.done():
+                raise BadRequest("An answer is still streaming on this socket; wait for its END.")
+            if not isinstance(content, dict):
+                raise BadRequest("Each frame must be a JSON object.", code="invalid_json")
+            # Every frame is a request: the key is checked again (revocation, rate limit).
+            api_key = await self._authenticate()
+            request = parse_external_chat(content)
+            bot = await bot_for_key(api_key, request.bot_id)
+        except ApiError as error:
+            await self.send_json({**_socket_error(error), "requestId": request_id})
+            return
+        turn = ChatTurn(
+            bot=bot,
+            api_key=api_key,
+            source=Conversation.Source.EXTERNAL_CHAT,
+            messages=request.messages,
+        )
+        self.answer = asyncio.create_task(self._stream(turn, request_id))
+
+    async def _stream(self, turn: ChatTurn, request_id: Any) -> None:
+        async for body in stream_bodies(turn):
+            await self.send_json({**body, "requestId": request_id})
+
+    async def decode_json(self, text_data: str) -> Any:
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "answer", None) is not None and not self.answer.done():
+            self.answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.answer
+
+
+def _socket_error(error: ApiError) -> dict:
+    return {"status": "ERROR", "errorCode": error.status, "message": error.message}

@@ -2,7 +2,12 @@
 
 from django.urls import path
 
-from chat.consumers import ChatCompletionsConsumer, ExternalChatConsumer, ModelsConsumer
+from chat.consumers import (
+    BotChatSocketConsumer,
+    ChatCompletionsConsumer,
+    ExternalChatConsumer,
+    ModelsConsumer,
+)
 
 # OpenAI SDKs are configured with a base URL ending in `/v1`; FastGPT-style clients use
 # `/api/v1`. Both prefixes serve the same consumers.
@@ -14,4 +19,8 @@ http_urlpatterns = [
     path("api/v1/models", ModelsConsumer.as_asgi()),
     path("v1/models/<str:model>", ModelsConsumer.as_asgi()),
     path("api/v1/models/<str:model>", ModelsConsumer.as_asgi()),
+]
+
+websocket_urlpatterns = [
+    path("ws/v1/aiBot/chat", BotChatSocketConsumer.as_asgi()),
 ]

@@ -14,6 +14,13 @@ from django.core.management.base import BaseCommand
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
+from workflows.demo import (
+    DEMO_WORKFLOW_DESCRIPTION,
+    DEMO_WORKFLOW_TITLE,
+    demo_workflow_definition,
+)
+from workflows.models import Workflow
+from workflows.services import workflow_create
 
 DEMO_KEY_NAME = "demo"
 
@@ -78,12 +85,15 @@ class Command(BaseCommand):
         provider, _ = LlmProvider.objects.update_or_create(name="demo", defaults=defaults)
         return provider
 
-    def _workflow(self, bot: Bot):
-        try:
-            from workflows.demo import demo_workflow_create
-        except ImportError:
-            return None
-        return demo_workflow_create(bot=bot)
+    def _workflow(self, bot: Bot) -> Workflow:
+        workflow = Workflow.objects.filter(title=DEMO_WORKFLOW_TITLE).first()
+        if workflow is not None:
+            return workflow
+        return workflow_create(
+            title=DEMO_WORKFLOW_TITLE,
+            description=DEMO_WORKFLOW_DESCRIPTION,
+            definition=demo_workflow_definition(bot.pk),
+        )
 
     def _key(self, host: str, bot: Bot) -> None:
         existing = ApiKey.objects.filter(name=DEMO_KEY_NAME).first()

@@ -1,6 +1,8 @@
 """Every consumer route of the project, in one list per protocol."""
 
 from chat.routing import http_urlpatterns as chat_http
+from chat.routing import websocket_urlpatterns as chat_websocket
+from workflows.routing import http_urlpatterns as workflow_http
 
-http_urlpatterns = [*chat_http]
-websocket_urlpatterns: list = []
+http_urlpatterns = [*chat_http, *workflow_http]
+websocket_urlpatterns = [*chat_websocket]

@@ -1,31 +1,9 @@
 from django.contrib import admin
-from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
-from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from aiflowy.admin_pagination import EstimatedCountPaginator
 from chat.models import Conversation, Message
-
-
-class EstimatedCountPaginator(Paginator):
-    """History tables grow huge; counting every row for the page links is not worth a scan."""
-
-    @cached_property
-    def count(self) -> int:
-        query = self.object_list.query
-        if not query.where and not query.distinct:
-            from django.db import connection
-
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                        [self.object_list.model._meta.db_table],
-                    )
-                    row = cursor.fetchone()
-                    if row and row[0] > 100_000:
-                        return int(row[0])
-        return super().count
 
 
 class MessageInline(admin.TabularInline):

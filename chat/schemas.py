@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiflowy.api.errors import BadRequest
+from aiflowy.api.parsing import parse_bool, parse_id
 
 ROLES = ("system", "user", "assistant")
 # OpenAI's newer name for system instructions; sent upstream as `system`.
@@ -21,25 +22,6 @@ class ExternalChatRequest:
     bot_id: int
     messages: list[dict]
     stream: bool
-
-
-def parse_id(value: Any, field: str) -> int:
-    """Ids are integers; callers may send them as strings (AIFlowy's do)."""
-    if isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be an integer id.", param=field)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise BadRequest(f"'{field}' must be an integer id (or a string of digits).", param=field)
-
-
-def parse_bool(value: Any, field: str, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be true or false.", param=field)
-    return value
 
 
 def message_text(content: Any, index: int) -> str:

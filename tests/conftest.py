@@ -22,6 +22,7 @@ from django.db import connection
 from aiflowy.testing.fake_upstream import FakeUpstream
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
+from chat.models import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +95,28 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _live_server_history_settled(request) -> Iterator[None]:
+    """A live-server test ends only once the server has stored an answer for every upstream
+    call the test caused (each call is recorded exactly once, complete or not). The server
+    writes history just after responding; left running, that write races the table flush
+    between tests (on PostgreSQL the flush's TRUNCATE can deadlock with it, and rows leak into
+    the next test). Never fails a test: after 10 s it stops waiting."""
+    if "live_server_url" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # so this teardown runs before the flush
+    upstream = request.getfixturevalue("fake_upstream")
+    calls_before = len(upstream.requests)
+    yield
+    expected = len(upstream.requests) - calls_before
+    deadline = time.monotonic() + 10
+    while (
+        Message.objects.filter(role="assistant").count() < expected and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """Workflow definitions (AIFlowy/Tinyflow node-edge JSON) and their runs."""
 
+import uuid
+
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +22,105 @@ class Workflow(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class WorkflowRun(models.Model):
+    """One run of a workflow: who asked, with what, how it ended, and (in `steps`) what each
+    node did. `run_id` is the id callers see (async runs, stream events, status endpoint)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        TIMEOUT = "timeout", _("timed out")
+        CANCELLED = "cancelled", _("cancelled")
+
+    FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
+
+    class Source(models.TextChoices):
+        API = "api", _("API")
+        STREAM = "stream", _("API, streamed")
+        ASYNC = "async", _("API, in the background")
+        ADMIN = "admin", _("admin test run")
+
+    run_id = models.UUIDField(_("run id"), unique=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(
+        Workflow,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        verbose_name=_("workflow"),
+    )
+    # Kept so a run still says what ran after its workflow is deleted or renamed.
+    workflow_title = models.CharField(_("workflow title"), max_length=200, blank=True)
+    api_key = models.ForeignKey(
+        "apikeys.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="workflow_runs",
+        verbose_name=_("API key"),
+    )
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices)
+    inputs = models.JSONField(_("inputs"), default=dict, blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    failed_node_id = models.CharField(_("failed node"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("workflow run")
+        verbose_name_plural = _("workflow runs")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workflow", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_title or self.workflow_id} · {self.run_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class WorkflowStep(models.Model):
+    """What one node did in a run, in the order the nodes finished."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        SKIPPED = "skipped", _("skipped")
+        CANCELLED = "cancelled", _("cancelled")
+
+    run = models.ForeignKey(
+        WorkflowRun, on_delete=models.CASCADE, related_name="steps", verbose_name=_("run")
+    )
+    position = models.PositiveIntegerField(_("#"))
+    node_id = models.CharField(_("node"), max_length=200)
+    node_type = models.CharField(_("node type"), max_length=50)
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices)
+    inputs = models.JSONField(_("inputs"), default=dict, blank=True)
+    outputs = models.JSONField(_("outputs"), default=dict, blank=True)
+    # Extras for history: an LLM node's prompts, model and tokens; an HTTP node's request.
+    meta = models.JSONField(_("details"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="workflows_step_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} ({self.status})"

@@ -4,7 +4,6 @@ helpers to read SSE bodies and stored history."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import openai
@@ -14,28 +13,6 @@ from chat.models import Conversation, Message
 from tests.conftest import wait_until
 
 COMPLETIONS = "/v1/chat/completions"
-
-
-@pytest.fixture(autouse=True)
-def _live_server_history_settled(request) -> Iterator[None]:
-    """A live-server test ends only once the server has stored an answer for every upstream
-    call the test caused (each call is recorded exactly once, complete or not). The server
-    writes history just after responding; left running, that write races the table flush
-    between tests (on PostgreSQL the flush's TRUNCATE can deadlock with it, and rows leak into
-    the next test). Never fails a test: after 10 s it stops waiting."""
-    if "live_server_url" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("transactional_db")  # so this teardown runs before the flush
-    upstream = request.getfixturevalue("fake_upstream")
-    calls_before = len(upstream.requests)
-    yield
-    expected = len(upstream.requests) - calls_before
-    deadline = time.monotonic() + 10
-    while (
-        Message.objects.filter(role="assistant").count() < expected and time.monotonic() < deadline
-    ):
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,0 +1,126 @@
+"""The engine's `LlmPort` over the project's LLM client (`bots.llm`), the same one chat uses.
+
+An `llmNode`'s `llmId` names a **bot**, by id (a number or a string of digits, as AIFlowy
+exports write it) or by name. The node runs on that bot's provider and model; the bot's
+system prompt is used when the node has none, and the bot's reply-length limit when the node
+sets none. Temperature and top-p come from the node (the engine fills Tinyflow's defaults).
+A key's bot scope does not apply here: the workflow's author chose the bot, and the key's
+workflow scope already decided whether the caller may run it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from aiflowy.api.errors import UpstreamError
+from bots.llm import GenerationParams, StreamEnd, llm_complete, llm_stream
+from bots.models import Bot
+from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name
+from workflows.engine import LlmAnswer, NodeFailed, WorkflowDefinition
+from workflows.engine.ports import TokenCallback
+
+logger = logging.getLogger(__name__)
+
+BotLookup = Mapping[str | int, BotConfig]
+
+
+def _lookup_keys(llm_id: str | int | None) -> list[str | int]:
+    """Where to look for the bot: its id (a number or a string of digits), then its name."""
+    if isinstance(llm_id, int) and not isinstance(llm_id, bool):
+        return [llm_id]
+    if isinstance(llm_id, str) and llm_id.strip():
+        text = llm_id.strip()
+        return [int(text), text] if text.isdigit() else [text]
+    return []
+
+
+def bots_for_definition(definition: WorkflowDefinition) -> dict[str | int, BotConfig]:
+    """The bots a definition's LLM nodes name, read now (synchronous callers such as the
+    admin's test run resolve them up front, so the run itself needs no database)."""
+    found: dict[str | int, BotConfig] = {}
+    for node in definition.nodes.values():
+        if node.type != "llmNode":
+            continue
+        for key in _lookup_keys(node.config.get("llm_id")):
+            lookup = {"pk": key} if isinstance(key, int) else {"name": key}
+            bot = Bot.objects.select_related("provider").filter(**lookup).first()
+            if bot is not None:
+                found[key] = BotConfig.from_model(bot)
+                break
+    return found
+
+
+async def bot_for_llm_id(llm_id: str | int | None, bots: BotLookup | None = None) -> BotConfig:
+    """The enabled bot that `llm_id` names (from `bots` when given, else from the database);
+    `NodeFailed` with a readable message otherwise."""
+    keys = _lookup_keys(llm_id)
+    if not keys:
+        raise NodeFailed("the LLM node names no bot (llmId is empty)")
+    bot: BotConfig | None = None
+    for key in keys:
+        if bots is not None:
+            bot = bots.get(key)
+        elif isinstance(key, int):
+            bot = await bot_config_get(key)
+        else:
+            bot = await bot_config_get_by_name(key)
+        if bot is not None:
+            break
+    if bot is None:
+        raise NodeFailed(f'llmId "{llm_id}" names no bot (give a bot id or a bot name)')
+    if not bot.enabled:
+        raise NodeFailed(f'the bot "{bot.name}" named by llmId is disabled')
+    return bot
+
+
+class BotLlmPort:
+    """Answers `llmNode`s with bots. `stream_tokens=False` (runs nobody watches live) asks the
+    provider for the whole answer at once even when the engine offers a token callback.
+    `bots` (from `bots_for_definition`) replaces the database look-up."""
+
+    def __init__(self, *, stream_tokens: bool, bots: BotLookup | None = None) -> None:
+        self.stream_tokens = stream_tokens
+        self.bots = bots
+
+    async def chat(
+        self,
+        llm_id: str | int | None,
+        messages: list[dict],
+        *,
+        temperature: float | None,
+        top_p: float | None,
+        max_tokens: int | None,
+        on_token: TokenCallback | None,
+    ) -> LlmAnswer:
+        bot = await bot_for_llm_id(llm_id, self.bots)
+        if bot.system_prompt and not any(m.get("role") == "system" for m in messages):
+            messages = [{"role": "system", "content": bot.system_prompt}, *messages]
+        params = GenerationParams(
+            model=bot.model,
+            temperature=bot.temperature if temperature is None else temperature,
+            top_p=bot.top_p if top_p is None else top_p,
+            max_tokens=max_tokens or bot.max_tokens or None,
+        )
+        try:
+            if on_token is None or not self.stream_tokens:
+                completion = await llm_complete(bot.provider, messages, params)
+                return LlmAnswer(
+                    completion.content,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.model,
+                )
+            parts: list[str] = []
+            async for item in llm_stream(bot.provider, messages, params):
+                if isinstance(item, StreamEnd):
+                    return LlmAnswer(
+                        "".join(parts), item.prompt_tokens, item.completion_tokens, item.model
+                    )
+                parts.append(item)
+                await on_token(item)
+        except UpstreamError as error:
+            # The caller sees the safe message; the provider's own text goes to the log only.
+            logger.info("LLM node on bot %s failed: %s", bot.id, error.operator_detail)
+            raise NodeFailed(f'bot "{bot.name}": {error.message}') from None
+        raise NodeFailed(f'bot "{bot.name}": the model provider ended the answer early')

@@ -1,0 +1,188 @@
+"""Writes workflow runs and their steps without holding any response.
+
+A finished run (or a background run's final state) is handed to `run_recorder().record(...)`,
+which only queues it. One writer task per event loop drains the queue and writes everything
+waiting in one transaction: a thread hop per batch, not per run. `run_records_write` is also
+called directly by synchronous code (the admin's test run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from workflows.engine import StepRecord
+from workflows.models import WorkflowRun, WorkflowStep
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """The final state of one run. `existing` runs (background runs, whose row was written
+    when they were accepted) are updated; the others are inserted."""
+
+    run_id: uuid.UUID
+    workflow_id: int | None
+    workflow_title: str
+    api_key_id: int | None
+    source: str
+    status: str
+    inputs: dict
+    created_at: datetime
+    result: dict | None = None
+    error: str = ""
+    failed_node_id: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    existing: bool = False
+
+
+def bounded(value: Any, limit: int | None = None) -> Any:
+    """`value` if its JSON is at most `limit` characters, else a marked preview of it, so one
+    5 MB HTTP body does not make the run history unusable."""
+    limit = settings.AIFLOWY_WORKFLOW_STEP_MAX_CHARS if limit is None else limit
+    text = json.dumps(value, ensure_ascii=False, cls=DjangoJSONEncoder, default=str)
+    if len(text) <= limit:
+        return json.loads(text)
+    return {"truncated": True, "chars": len(text), "preview": text[:limit]}
+
+
+def _step_row(run: WorkflowRun, position: int, step: StepRecord) -> WorkflowStep:
+    return WorkflowStep(
+        run=run,
+        position=position,
+        node_id=step.node_id[:200],
+        node_type=step.node_type[:50],
+        title=(step.title or "")[:200],
+        status=step.status,
+        inputs=bounded(step.inputs or {}),
+        outputs=bounded(step.outputs or {}),
+        meta=bounded(getattr(step, "meta", None) or {}),
+        error=step.error or "",
+        attempts=step.attempts or 0,
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+        duration_ms=step.duration_ms,
+    )
+
+
+_RUN_FIELDS = (
+    "status",
+    "result",
+    "error",
+    "failed_node_id",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+)
+
+
+def _run_row(record: RunRecord) -> WorkflowRun:
+    return WorkflowRun(
+        run_id=record.run_id,
+        workflow_id=record.workflow_id,
+        workflow_title=record.workflow_title[:200],
+        api_key_id=record.api_key_id,
+        source=record.source,
+        status=record.status,
+        inputs=bounded(record.inputs),
+        result=record.result,
+        error=record.error,
+        failed_node_id=record.failed_node_id[:200],
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        duration_ms=record.duration_ms,
+    )
+
+
+@transaction.atomic
+def run_records_write(batch: list[RunRecord]) -> None:
+    """Store a batch of finished runs: inserts in bulk, updates of background runs, and every
+    step in one bulk insert."""
+    new = [record for record in batch if not record.existing]
+    rows = WorkflowRun.objects.bulk_create([_run_row(record) for record in new])
+    runs = dict(zip([record.run_id for record in new], rows, strict=True))
+    existing = [record for record in batch if record.existing]
+    if existing:
+        found = WorkflowRun.objects.in_bulk(
+            [record.run_id for record in existing], field_name="run_id"
+        )
+        for record in existing:
+            run = found.get(record.run_id)
+            if run is None:
+                run = _run_row(record)
+                run.save(force_insert=True)
+            else:
+                for name in _RUN_FIELDS:
+                    setattr(run, name, getattr(record, name))
+                run.save(update_fields=_RUN_FIELDS)
+                run.steps.all().delete()
+            runs[record.run_id] = run
+    steps = [
+        _step_row(runs[record.run_id], position, step)
+        for record in batch
+        for position, step in enumerate(record.steps, start=1)
+    ]
+    WorkflowStep.objects.bulk_create(steps)
+
+
+class RunRecorder:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[RunRecord] = asyncio.Queue()
+        self.writer: asyncio.Task | None = None
+
+    def record(self, record: RunRecord) -> None:
+        """Queue a run for writing; never blocks, never raises for database trouble."""
+        self.queue.put_nowait(record)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.get_running_loop().create_task(
+                self._write_forever(), name="workflow-run-writer"
+            )
+
+    async def flush(self) -> None:
+        """Wait until every run queued so far is written (or failed and was logged)."""
+        await self.queue.join()
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self.queue.get_nowait())
+            try:
+                await database_sync_to_async(run_records_write)(batch)
+            except Exception:
+                logger.exception("Could not write %d workflow runs", len(batch))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+
+_recorders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunRecorder] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def run_recorder() -> RunRecorder:
+    """The recorder of the running event loop."""
+    loop = asyncio.get_running_loop()
+    recorder = _recorders.get(loop)
+    if recorder is None:
+        recorder = _recorders[loop] = RunRecorder()
+    return recorder

@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--endpoint", choices=["externalChat", "openai"], default="externalChat")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne",
+                        help="ASGI server for the one aiflowy process (uvicorn: pip install "
+                        "'uvicorn[standard]')")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")
@@ -246,7 +249,7 @@ def main() -> None:
     d, o = results["direct"], results["ours"]
     ds, os_ = results["direct_stream"], results["ours_stream"]
     c = args.concurrency
-    print(f"endpoint: {path} (one Daphne process, key auth + history on)")
+    print(f"endpoint: {path} (one {args.server} process, key auth + history on)")
     print(
         f"non-stream p50, 1 caller: upstream direct {d['p50_ms']:.2f} ms, through aiflowy "
         f"{o['p50_ms']:.2f} ms -> added {o['p50_ms'] - d['p50_ms']:.2f} ms"

@@ -62,6 +62,30 @@ class _Clients:
     by_provider: dict[int, tuple[str, openai.AsyncOpenAI]] = field(default_factory=dict)
 
 
+# The SDK's `X-Stainless-*` headers tell every provider our OS, architecture and runtime, and
+# header handling is a measurable share of each call: they are not sent.
+_NO_SDK_TELEMETRY = {
+    name: openai.Omit()
+    for name in (
+        "X-Stainless-Arch",
+        "X-Stainless-Async",
+        "X-Stainless-Lang",
+        "X-Stainless-OS",
+        "X-Stainless-Package-Version",
+        "X-Stainless-Runtime",
+        "X-Stainless-Runtime-Version",
+    )
+}
+# These two are added per request, so they are dropped per request.
+_NO_SDK_REQUEST_TELEMETRY = {
+    "options": {
+        "headers": {
+            "X-Stainless-Retry-Count": openai.Omit(),
+            "X-Stainless-Read-Timeout": openai.Omit(),
+        }
+    }
+}
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clients] = (
     weakref.WeakKeyDictionary()
 )
@@ -81,6 +105,7 @@ def upstream_client(provider: ProviderConfig) -> openai.AsyncOpenAI:
         # openai's aiohttp transport (the `openai[aiohttp]` extra): its C HTTP parser costs
         # about a third of the default httpx transport per call (docs/benchmarks.md).
         http_client=openai.DefaultAioHttpClient(),
+        default_headers=_NO_SDK_TELEMETRY,
     )
     clients.by_provider[provider.id] = (provider.version, client)
     return client
@@ -176,7 +201,10 @@ async def llm_complete(
         )
     try:
         response = await upstream_client(provider).post(
-            "/chat/completions", body=_request_body(messages, params), cast_to=httpx2.Response
+            "/chat/completions",
+            body=_request_body(messages, params),
+            cast_to=httpx2.Response,
+            **_NO_SDK_REQUEST_TELEMETRY,
         )
         data = json.loads(response.content)
         choice = data["choices"][0]
@@ -225,6 +253,7 @@ async def llm_stream(
             cast_to=dict,
             stream=True,
             stream_cls=openai.AsyncStream[dict],
+            **_NO_SDK_REQUEST_TELEMETRY,
         )
         async with stream:
             async for chunk in stream:

@@ -9,8 +9,8 @@ Behaviour is chosen by the requested model name, so one server serves every test
 - `slow`: streams one word every 0.1 s, up to 300 of them (for disconnect tests);
 - `nousage`: streams without usage and without `finish_reason` in the final chunks.
 
-Every request body is kept in `requests`; streams the client abandoned are counted in
-`abandoned_streams`. Run alone with `python -m aiflowy.testing.fake_upstream --port 9100`.
+Every request body is kept in `requests` (its headers in `request_headers`); streams the
+client abandoned are counted in `abandoned_streams`. Run alone with `python -m aiflowy.testing.fake_upstream --port 9100`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def _prompt_tokens(body: dict) -> int:
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.request_headers: list[dict[str, str]] = []
         self.abandoned_streams = 0
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
@@ -118,7 +119,7 @@ class FakeUpstream:
                     headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0") or 0)
                 raw = await reader.readexactly(length) if length else b""
-                keep_going = await self._route(method, path, raw, reader, writer)
+                keep_going = await self._route(method, path, headers, raw, reader, writer)
                 if not keep_going:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -144,7 +145,7 @@ class FakeUpstream:
         writer.write(self._head(status, "application/json", len(body)) + body)
         await writer.drain()
 
-    async def _route(self, method, path, raw, reader, writer) -> bool:
+    async def _route(self, method, path, headers, raw, reader, writer) -> bool:
         if method == "GET" and path.endswith("/models"):
             await self._send_json(
                 writer,
@@ -162,6 +163,7 @@ class FakeUpstream:
             return True
         body = json.loads(raw or b"{}")
         self.requests.append(body)
+        self.request_headers.append(headers)
         model = str(body.get("model", ""))
         if "fail500" in model:
             await self._send_json(

@@ -343,3 +343,15 @@ def test_rate_limit_answers_429_with_retry_after(http, bot, make_key):
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert limited.json()["errorCode"] == 429
+
+
+def test_the_upstream_gets_the_provider_key_and_no_sdk_telemetry(http, bot, api_key, fake_upstream):
+    http.post(
+        URL,
+        headers={"Authorization": api_key},
+        json={"botId": bot.id, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    headers = fake_upstream.request_headers[-1]
+    assert headers["authorization"] == "Bearer sk-provider-secret"
+    assert not [name for name in headers if name.startswith("x-stainless")]
+    assert api_key not in " ".join(headers.values())

@@ -139,6 +139,8 @@ LOGGING = {
 }
 
 # --- aiflowy --------------------------------------------------------------------------------
+# Prefix of aiflowy's own Redis keys (rate-limit counters), for deployments sharing a Redis.
+AIFLOWY_REDIS_PREFIX = env.str("AIFLOWY_REDIS_PREFIX", default="aiflowy")
 # Largest request body accepted by the external endpoints.
 AIFLOWY_MAX_BODY_BYTES = env.int("AIFLOWY_MAX_BODY_BYTES", default=1_000_000)
 # How long a process trusts its in-memory copy of an API key or a bot. Revocation and edits

@@ -15,6 +15,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests expect edits to reach the hot path at once; production keeps a few seconds.
 AIFLOWY_CONFIG_CACHE_SECONDS = 0.0
 
+# Key ids restart with every test database: rate-limit counters must not outlive the run.
+os.environ.setdefault("AIFLOWY_REDIS_PREFIX", f"aiflowy-test-{os.getpid()}")
+AIFLOWY_REDIS_PREFIX = os.environ["AIFLOWY_REDIS_PREFIX"]
+
 # One test database per test process, so parallel runs (and a developer's run beside CI's)
 # never drop each other's database.
 _suffix = os.getpid()

@@ -148,9 +148,12 @@ def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--endpoint", choices=["externalChat", "openai"], default="externalChat")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne",
-                        help="ASGI server for the one aiflowy process (uvicorn: pip install "
-                        "'uvicorn[standard]')")
+    parser.add_argument(
+        "--server",
+        choices=["daphne", "uvicorn"],
+        default="daphne",
+        help="ASGI server for the one aiflowy process (uvicorn: pip install 'uvicorn[standard]')",
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")

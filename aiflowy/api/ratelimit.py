@@ -37,7 +37,7 @@ async def rate_limit_hit(key_id: int, limit_per_minute: int) -> None:
     now = time.time()
     window = int(now // 60)
     if settings.REDIS_URL:
-        counter = f"aiflowy:rl:{key_id}:{window}"
+        counter = f"{settings.AIFLOWY_REDIS_PREFIX}:rl:{key_id}:{window}"
         async with _redis().pipeline(transaction=True) as pipe:
             pipe.incr(counter)
             pipe.expire(counter, 120)

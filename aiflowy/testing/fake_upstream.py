@@ -10,7 +10,8 @@ Behaviour is chosen by the requested model name, so one server serves every test
 - `nousage`: streams without usage and without `finish_reason` in the final chunks.
 
 Every request body is kept in `requests` (its headers in `request_headers`); streams the
-client abandoned are counted in `abandoned_streams`. Run alone with `python -m aiflowy.testing.fake_upstream --port 9100`.
+client abandoned are counted in `abandoned_streams`.
+Run alone with `python -m aiflowy.testing.fake_upstream --port 9100`.
 """
 
 from __future__ import annotations

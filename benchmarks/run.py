@@ -19,34 +19,13 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} did not open")
+from aiflowy.testing.servers import ROOT, free_port, start_process, stop_process, wait_for_port
 
 
 def build_request(path: str, body: dict, headers: dict[str, str]) -> bytes:
@@ -168,33 +147,31 @@ def main() -> None:
     upstream_port, server_port = free_port(), free_port()
     processes = []
     try:
-        upstream = subprocess.Popen(
-            [sys.executable, "-m", "aiflowy.testing.fake_upstream", "--port", str(upstream_port)],
-            cwd=ROOT,
+        upstream = start_process(
+            ["-m", "aiflowy.testing.fake_upstream", "--port", str(upstream_port)],
             env=env,
-            stdout=subprocess.DEVNULL,
+            log_path=None,
         )
         processes.append(upstream)
-        wait_for_port(upstream_port, upstream)
+        wait_for_port(upstream, upstream_port, what="the fake upstream")
         bot_id, key = setup_database(env, f"http://127.0.0.1:{upstream_port}/v1")
-        server = subprocess.Popen(
-            [
-                sys.executable,
+        if args.server == "daphne":
+            server_args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(server_port)]
+        else:
+            server_args = [
                 "-m",
-                "daphne",
-                "-b",
+                "uvicorn",
+                "--host",
                 "127.0.0.1",
-                "-p",
+                "--port",
                 str(server_port),
-                "aiflowy.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
+        server = start_process([*server_args, "aiflowy.asgi:application"], env=env, log_path=None)
         processes.append(server)
-        wait_for_port(server_port, server)
+        wait_for_port(server, server_port, what=args.server)
 
         messages = [{"role": "user", "content": "hello benchmark world"}]
         direct = {
@@ -246,8 +223,7 @@ def main() -> None:
         results = asyncio.run(measure())
     finally:
         for process in reversed(processes):
-            process.terminate()
-            process.wait(10)
+            stop_process(process)
 
     d, o = results["direct"], results["ours"]
     ds, os_ = results["direct_stream"], results["ours_stream"]

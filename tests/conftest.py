@@ -8,9 +8,6 @@ and tables are emptied after each test.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,17 +17,12 @@ import pytest
 from django.db import connection
 
 from aiflowy.testing.fake_upstream import FakeUpstream
+from aiflowy.testing.servers import start_daphne, stop_process
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
 from chat.models import Message
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _database_url() -> str:
@@ -56,45 +48,15 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """Daphne serving aiflowy.asgi:application against the test database."""
     with django_db_blocker.unblock():
         database_url = _database_url()
-    port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "aiflowy.test_settings",
         "DATABASE_URL": database_url,
         "AIFLOWY_SSE_PING_SECONDS": os.environ.get("AIFLOWY_SSE_PING_SECONDS", "10"),
     }
-    log_path = ROOT / ".pytest_cache" / "daphne.log"
-    log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "aiflowy.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"Daphne did not start; see {log_path}") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+    process, url = start_daphne(env=env, log_path=ROOT / ".pytest_cache" / "daphne.log")
+    yield url
+    stop_process(process)
 
 
 @pytest.fixture(autouse=True)

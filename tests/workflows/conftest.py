@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,8 +22,9 @@ import httpx
 import pytest
 from django.conf import settings
 
+from aiflowy.testing.servers import start_daphne, start_process, stop_process
 from bots.models import Bot
-from tests.conftest import ROOT, _database_url, _free_port
+from tests.conftest import ROOT, _database_url
 from workflows.models import Workflow, WorkflowRun
 from workflows.services import workflow_create
 
@@ -45,60 +43,17 @@ def _server_env(database_url: str, **overrides: str) -> dict[str, str]:
     }
 
 
-def _wait_for_port(process: subprocess.Popen, port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"Daphne did not start; see {log_path}") from None
-            time.sleep(0.1)
-
-
-def _start(command: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
-    log_path = ROOT / ".pytest_cache" / log_name
-    log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "w") as log:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
 @pytest.fixture(scope="session")
 def private_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """Daphne with AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE on (the default server refuses)."""
     with django_db_blocker.unblock():
         database_url = _database_url()
-    port = _free_port()
-    env = _server_env(database_url, AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE="true")
-    log_name = "daphne-private.log"
-    process = _start(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "aiflowy.asgi:application",
-        ],
-        env,
-        log_name,
+    process, url = start_daphne(
+        env=_server_env(database_url, AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE="true"),
+        log_path=ROOT / ".pytest_cache" / "daphne-private.log",
     )
-    _wait_for_port(process, port, ROOT / ".pytest_cache" / log_name)
-    yield f"http://127.0.0.1:{port}"
-    _stop(process)
+    yield url
+    stop_process(process)
 
 
 @pytest.fixture(scope="session")
@@ -110,14 +65,14 @@ def workflow_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.P
         return
     with django_db_blocker.unblock():
         database_url = _database_url()
-    process = _start(
-        [sys.executable, "manage.py", "runworkflowworker"],
-        _server_env(database_url),
-        "workflow-worker.log",
+    process = start_process(
+        ["manage.py", "runworkflowworker"],
+        env=_server_env(database_url),
+        log_path=ROOT / ".pytest_cache" / "workflow-worker.log",
     )
     yield process
     alive = process.poll() is None
-    _stop(process)
+    stop_process(process)
     assert alive, "the workflow worker died during the tests; see .pytest_cache/workflow-worker.log"
 
 

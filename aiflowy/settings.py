@@ -81,9 +81,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the admin read while the history writer writes; a busy timeout instead of
-    # "database is locked" under concurrent writes.
+    # "database is locked" under concurrent writes; IMMEDIATE transactions take the write lock
+    # at BEGIN (and wait for it), because SQLite refuses, without waiting, to upgrade a
+    # transaction that has read to a writer once another connection has committed.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # Keep the connection: the history writer's thread would otherwise reconnect (and re-run
     # the PRAGMAs) for every batch.

@@ -26,9 +26,14 @@ def admin_client(transactional_db) -> Client:
 def test_the_add_button_reads_xinzeng_in_chinese_and_add_in_english(admin_client):
     page = admin_client.get("/admin/apikeys/apikey/").content.decode()
     assert "新增 API 密钥" in page
-    admin_client.cookies["django_language"] = "en"
-    page = admin_client.get("/admin/apikeys/apikey/", headers={"accept-language": "en"})
-    assert "Add API key" in page.content.decode()
+    assert 'id="language-switch"' in page
+
+    switched = admin_client.post(
+        "/i18n/setlang/", {"language": "en", "next": "/admin/apikeys/apikey/"}, follow=True
+    )
+    page = switched.content.decode()
+    assert "Add API key" in page
+    assert "新增" not in page
 
 
 def test_the_add_form_asks_only_for_name_expiry_scope_and_rate_limit(admin_client):

@@ -7,7 +7,9 @@ and tables are emptied after each test.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,3 +146,25 @@ def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0) -> obj
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def post_and_hang_up(
+    base_url: str, path: str, *, api_key: str, body: dict, marker: bytes, count: int
+) -> bytes:
+    """POST a streaming request over a raw socket, read until `marker` has arrived `count`
+    times, then drop the connection: a client going away mid-stream, as browsers and proxies
+    do (an HTTP client library would drain or pool the connection instead)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    payload = json.dumps(body).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {api_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        received = b""
+        while received.count(marker) < count:
+            chunk = sock.recv(4096)
+            assert chunk, "the server closed the stream early"
+            received += chunk
+    return received

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from datetime import timedelta
 
@@ -12,7 +11,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from chat.models import Conversation, Message
-from tests.conftest import wait_until
+from tests.conftest import post_and_hang_up, wait_until
 
 URL = "/api/v1/aiBot/externalChat"
 
@@ -148,19 +147,18 @@ def test_client_disconnect_cancels_upstream_and_keeps_partial_answer(
 ):
     slow_bot = make_bot(model="slow")
     abandoned_before = fake_upstream.abandoned_streams
-    host, port = live_server_url.removeprefix("http://").split(":")
-    body = json.dumps(
-        {"botId": slow_bot.id, "stream": True, "messages": [{"role": "user", "content": "tell me"}]}
-    ).encode()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(
-            f"POST {URL} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {api_key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        received = b""
-        while received.count(b"data: ") < 3:
-            received += sock.recv(4096)
+    post_and_hang_up(
+        live_server_url,
+        URL,
+        api_key=api_key,
+        marker=b"data: ",
+        count=3,
+        body={
+            "botId": slow_bot.id,
+            "stream": True,
+            "messages": [{"role": "user", "content": "tell me"}],
+        },
+    )
     answer = assistant_message(conversation__bot=slow_bot)
     assert answer.status == Message.Status.INTERRUPTED
     assert answer.content.startswith("Echo: tell me")

@@ -579,7 +579,7 @@ async def test_steps_record_inputs_outputs_and_times():
     assert step.error is None and step.attempts == 1
     assert step.started_at.tzinfo is not None
     assert step.finished_at >= step.started_at
-    assert step.duration_ms >= 0
+    assert isinstance(step.duration_ms, int)
     assert [s.node_id for s in result.steps] == ["start1", "llm1", "end1"]
 
 

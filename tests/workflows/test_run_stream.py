@@ -3,10 +3,7 @@ client that goes away cancels the run, which is recorded as cancelled."""
 
 from __future__ import annotations
 
-import json
-import socket
-
-from tests.conftest import wait_until
+from tests.conftest import post_and_hang_up, wait_until
 from tests.workflows.conftest import finished_run, sse_events
 from tests.workflows.test_run import http_definition, llm_definition
 from workflows.models import WorkflowRun
@@ -103,21 +100,14 @@ def test_a_client_disconnect_cancels_the_run_and_records_it(
     slow = make_bot(model="slow")
     workflow = make_workflow(llm_definition(slow.id))
     abandoned_before = fake_upstream.abandoned_streams
-    host, port = live_server_url.removeprefix("http://").split(":")
-    body = json.dumps(
-        {"id": workflow.id, "variables": {"question": "tell me"}, "stream": True}
-    ).encode()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(
-            f"POST {RUN} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {api_key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        received = b""
-        while received.count(b"event: llmToken") < 3:
-            chunk = sock.recv(4096)
-            assert chunk, "the server closed the stream early"
-            received += chunk
+    post_and_hang_up(
+        live_server_url,
+        RUN,
+        api_key=api_key,
+        marker=b"event: llmToken",
+        count=3,
+        body={"id": workflow.id, "variables": {"question": "tell me"}, "stream": True},
+    )
     run = finished_run(workflow=workflow)
     assert run.status == WorkflowRun.Status.CANCELLED
     assert "went away" in run.error

@@ -137,11 +137,15 @@ class ApiConsumer(AsyncHttpConsumer):
     async def send_json(
         self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
     ) -> None:
-        raw_headers = [(b"content-type", b"application/json; charset=utf-8")]
+        body = json_dumps(data).encode()
+        raw_headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         self.response_started = True
         await self.send_headers(status=status, headers=raw_headers)
-        await self.send_body(json_dumps(data).encode())
+        await self.send_body(body)
 
     async def send_error(self, error: ApiError) -> None:
         if self.response_started:

@@ -47,6 +47,7 @@ def test_it_answers_in_aiflowy_json_shape_with_both_header_forms(http, bot, api_
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
+    assert int(response.headers["content-length"]) == len(response.content)
     body = response.json()
     assert set(body) == {"status", "created", "usage", "choices"}
     assert body["status"] == "END"

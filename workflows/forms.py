@@ -3,6 +3,7 @@ form built from the start node's parameters."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -15,10 +16,21 @@ from workflows.services import WorkflowDocument, workflow_definition_check, work
 MAX_IMPORT_BYTES = 5_000_000
 
 
+class IndentedJSONField(forms.JSONField):
+    """Shows the definition indented, as an operator reads and edits it (and keeps CJK text
+    readable instead of \\u escapes)."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
 class WorkflowAdminForm(forms.ModelForm):
     class Meta:
         model = Workflow
         fields = ["title", "description", "enabled", "definition"]
+        field_classes = {"definition": IndentedJSONField}
         widgets = {
             "definition": forms.Textarea(
                 attrs={

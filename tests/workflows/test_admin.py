@@ -312,3 +312,18 @@ def test_the_run_admin_lists_runs_and_shows_each_step(admin_client):
     assert "succeeded" in page
     assert page.count("startNode") >= 1 and page.count("endNode") >= 1
     assert admin_client.get(reverse("admin:workflows_workflowrun_add")).status_code == 403
+
+
+def test_the_definition_is_shown_indented_with_readable_chinese(admin_client, make_workflow):
+    workflow = make_workflow(
+        {
+            "nodes": [
+                {"id": "s", "type": "startNode", "data": {"title": "开始", "parameters": []}},
+                {"id": "e", "type": "endNode", "data": {"title": "结束", "outputDefs": []}},
+            ],
+            "edges": [{"id": "x", "source": "s", "target": "e"}],
+        }
+    )
+    page = admin_client.get(f"/admin/workflows/workflow/{workflow.pk}/change/").content.decode()
+    assert "&quot;title&quot;: &quot;开始&quot;" in page
+    assert "\n  &quot;nodes&quot;: [" in page

@@ -5,6 +5,8 @@ SQLite + in-memory layers and on PostgreSQL + Redis.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
@@ -23,6 +25,9 @@ AIFLOWY_REDIS_PREFIX = os.environ["AIFLOWY_REDIS_PREFIX"]
 # never drop each other's database.
 _suffix = os.getpid()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": BASE_DIR / f"test-db-{_suffix}.sqlite3"}  # noqa: F405
+    # A file (the live test server is another process), outside the project tree.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": Path(tempfile.gettempdir()) / f"aiflowy-test-{_suffix}.sqlite3"
+    }
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_aiflowy_{_suffix}"}  # noqa: F405

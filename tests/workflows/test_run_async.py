@@ -37,6 +37,15 @@ def poll_status(http, api_key: str, run_id: str) -> dict:
     return wait_until(finished, timeout=30)
 
 
+def start_async_run(http, api_key: str, workflow) -> str:
+    """Start `workflow` in the background with valid inputs; its run id."""
+    return http.post(
+        RUN,
+        headers={"Authorization": api_key},
+        json={"id": workflow.id, "variables": GOOD_VARIABLES, "async": True},
+    ).json()["runId"]
+
+
 def test_an_async_run_answers_at_once_and_its_status_gives_the_result(
     http, api_key, make_workflow, llm_bot
 ):
@@ -73,11 +82,7 @@ def test_an_async_run_answers_at_once_and_its_status_gives_the_result(
 
 def test_status_works_by_post_and_on_the_aiflowy_path(http, api_key, make_workflow):
     workflow = make_workflow(typed_definition())
-    run_id = http.post(
-        RUN,
-        headers={"Authorization": api_key},
-        json={"id": workflow.id, "variables": GOOD_VARIABLES, "async": True},
-    ).json()["runId"]
+    run_id = start_async_run(http, api_key, workflow)
     poll_status(http, api_key, run_id)
     for body in ({"json": {"runId": run_id}}, {"data": {"runId": run_id}}):
         response = http.post(
@@ -113,11 +118,7 @@ def test_inputs_are_checked_before_an_async_run_is_accepted(http, api_key, make_
 
 def test_another_keys_run_does_not_exist(http, api_key, make_key, make_workflow):
     workflow = make_workflow(typed_definition())
-    run_id = http.post(
-        RUN,
-        headers={"Authorization": api_key},
-        json={"id": workflow.id, "variables": GOOD_VARIABLES, "async": True},
-    ).json()["runId"]
+    run_id = start_async_run(http, api_key, workflow)
     poll_status(http, api_key, run_id)
     stranger = make_key(name="stranger")
     response = http.get(STATUS, headers={"Authorization": stranger}, params={"runId": run_id})

@@ -9,8 +9,8 @@ import time
 import pytest
 from django.conf import settings
 
-from tests.workflows.test_run import GOOD_VARIABLES, typed_definition
-from tests.workflows.test_run_async import RUN, poll_status
+from tests.workflows.test_run import typed_definition
+from tests.workflows.test_run_async import poll_status, start_async_run
 
 
 @pytest.mark.skipif(
@@ -22,9 +22,5 @@ def test_an_idle_worker_keeps_serving(http, api_key, make_workflow, workflow_wor
     time.sleep(RedisChannelLayer.brpop_timeout + 1.5)  # one blocking pop times out on Redis
     assert workflow_worker.poll() is None
     workflow = make_workflow(typed_definition())
-    run_id = http.post(
-        RUN,
-        headers={"Authorization": api_key},
-        json={"id": workflow.id, "variables": GOOD_VARIABLES, "async": True},
-    ).json()["runId"]
+    run_id = start_async_run(http, api_key, workflow)
     assert poll_status(http, api_key, run_id)["status"] == "succeeded"

@@ -168,3 +168,11 @@ def post_and_hang_up(
             assert chunk, "the server closed the stream early"
             received += chunk
     return received
+
+
+def assert_sse_headers(response) -> None:
+    """design.md, "Streams, everywhere": every SSE response is an event stream that proxies must
+    neither cache nor buffer."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from chat.models import Conversation, Message
-from tests.conftest import post_and_hang_up, wait_until
+from tests.conftest import assert_sse_headers, post_and_hang_up, wait_until
 
 URL = "/api/v1/aiBot/externalChat"
 
@@ -105,9 +105,7 @@ def test_it_streams_start_middle_end_token_by_token(http, bot, api_key, scheme):
         },
     ) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        assert response.headers["x-accel-buffering"] == "no"
+        assert_sse_headers(response)
         text = response.read().decode()
     events = sse_events(text)
     statuses = [event["status"] for event in events]

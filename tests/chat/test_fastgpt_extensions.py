@@ -16,6 +16,7 @@ from tests.chat.conftest import (
     stored_answers,
     user,
 )
+from tests.conftest import assert_sse_headers
 
 SYSTEM = {"role": "system", "content": "You are helpful."}
 
@@ -253,9 +254,7 @@ def test_stream_is_plain_openai_sse_ending_with_done(http, bot, api_key):
         headers={"Authorization": api_key},
         json={"model": "helper", "stream": True, "messages": [user("frame")]},
     ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        assert response.headers["x-accel-buffering"] == "no"
+        assert_sse_headers(response)
         text = response.read().decode()
     assert text.endswith("data: [DONE]\n\n")
     assert all(name is None for name, _ in sse_events(text))

@@ -11,6 +11,7 @@ import pytest
 from apikeys.models import ApiKey
 from chat.models import Conversation, Message
 from tests.chat.conftest import stored_answer, user
+from tests.conftest import assert_sse_headers
 
 
 def upstream_request(fake_upstream, marker: str) -> dict:
@@ -101,9 +102,7 @@ def test_with_raw_response_exposes_status_headers_and_parses(make_openai, bot, a
     raw_stream = client.chat.completions.with_raw_response.create(
         model="helper", messages=[user("raw stream")], stream=True
     )
-    assert raw_stream.headers["content-type"].startswith("text/event-stream")
-    assert raw_stream.headers["cache-control"] == "no-cache"
-    assert raw_stream.headers["x-accel-buffering"] == "no"
+    assert_sse_headers(raw_stream)
     text = "".join(c.choices[0].delta.content or "" for c in raw_stream.parse())
     assert text == "Echo: raw stream"
 

@@ -3,7 +3,7 @@ client that goes away cancels the run, which is recorded as cancelled."""
 
 from __future__ import annotations
 
-from tests.conftest import post_and_hang_up, wait_until
+from tests.conftest import assert_sse_headers, post_and_hang_up, wait_until
 from tests.workflows.conftest import finished_run, sse_events
 from tests.workflows.test_run import http_definition, llm_definition
 from workflows.models import WorkflowRun
@@ -22,9 +22,7 @@ def test_it_streams_node_events_llm_tokens_and_run_finished(
         json={"id": workflow.id, "variables": {"question": "one two three"}, "stream": True},
     ) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        assert response.headers["x-accel-buffering"] == "no"
+        assert_sse_headers(response)
         text = response.read().decode()
     events = sse_events(text)
     names = [name for name, _ in events]

@@ -138,7 +138,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "aiflowy.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "SECRET_KEY": "bench-secret",
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
@@ -169,7 +169,7 @@ def main() -> None:
                 "--log-level",
                 "warning",
             ]
-        server = start_process([*server_args, "aiflowy.asgi:application"], env=env, log_path=None)
+        server = start_process([*server_args, "config.asgi:application"], env=env, log_path=None)
         processes.append(server)
         wait_for_port(server, server_port, what=args.server)
 

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from aiflowy.llm import ProviderConfig
 from aiflowy.localcache import TtlCache
 from bots.models import Bot, LlmProvider
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    id: int
-    kind: str
-    base_url: str
-    api_key: str = field(repr=False)
-    default_model: str
-    timeout_seconds: float
-    # Changes whenever the provider is edited, so cached upstream clients are rebuilt.
-    version: str
-
-    @classmethod
-    def from_model(cls, provider: LlmProvider) -> ProviderConfig:
-        return cls(
-            id=provider.pk,
-            kind=provider.kind,
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            default_model=provider.default_model,
-            timeout_seconds=provider.timeout_seconds,
-            version=provider.updated_at.isoformat() if provider.updated_at else "",
-        )
+def provider_config(provider: LlmProvider) -> ProviderConfig:
+    return ProviderConfig(
+        id=provider.pk,
+        kind=provider.kind,
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        default_model=provider.default_model,
+        timeout_seconds=provider.timeout_seconds,
+        version=provider.updated_at.isoformat() if provider.updated_at else "",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +47,7 @@ class BotConfig:
             id=bot.pk,
             name=bot.name,
             enabled=bot.enabled,
-            provider=ProviderConfig.from_model(bot.provider),
+            provider=provider_config(bot.provider),
             model=bot.model or bot.provider.default_model,
             system_prompt=bot.system_prompt,
             temperature=bot.temperature,

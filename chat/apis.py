@@ -3,7 +3,7 @@ FastGPT `chatId`s, their messages, and deleting one. JSON, authenticated by the 
 the chat endpoints, and scoped to the calling key: another key's `chatId` does not exist here.
 
 Not on the hot path, so these are DRF views behind Django's middleware. Errors use AIFlowy's
-`{"errorCode", "message"}` (see `aiflowy.api.drf.exception_handler`).
+`{"errorCode", "message"}` (see `aiflowy.drf.exception_handler`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aiflowy.api.errors import NotFound
+from aiflowy.errors import NotFound
 from chat.models import Conversation
 from chat.schemas import MAX_EXTERNAL_ID_LENGTH
 from chat.selectors import (

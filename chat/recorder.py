@@ -1,32 +1,20 @@
-"""Writes chat history without holding any response.
+"""Storing chat history: one exchange (question and answer, with its measurements) becomes a
+conversation row (or joins its `chatId` conversation) and message rows.
 
-Endpoints hand a finished exchange to `history_recorder().record(...)`, which only queues it.
-One writer task per event loop drains the queue and writes everything waiting in one database
-transaction (one thread hop per batch, not per message). It waits a moment (20 ms) after the
-first exchange of a batch so that writes do not compete with every response for the GIL
-(measured: a write per answer added ~4.5 ms to each answer's latency); under load, batches
-grow and the cost per exchange falls. `flush()` writes at once and waits for what is queued
-(used before reading a conversation's history).
+Exchanges reach the database through `history_writer()`, the event loop's `BatchWriter`
+(`aiflowy/batch.py`): queued without delaying the response, or awaited when the answer must be
+stored before it is final (see `chat/services.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from channels.db import database_sync_to_async
 from django.db import connection, transaction
 
+from aiflowy.batch import BatchWriter, PerLoop
 from chat.models import Conversation, Message
-
-logger = logging.getLogger(__name__)
-
-MAX_BATCH = 500
-COALESCE_SECONDS = 0.02
 
 
 @dataclass(slots=True)
@@ -52,102 +40,9 @@ class ExchangeRecord:
     answer_item_id: str = ""
 
 
-class HistoryRecorder:
-    def __init__(self, coalesce_seconds: float = COALESCE_SECONDS) -> None:
-        self.queue: asyncio.Queue[ExchangeRecord] = asyncio.Queue()
-        self.writer: asyncio.Task | None = None
-        self.coalesce_seconds = coalesce_seconds
-        self.flush_requested = asyncio.Event()
-        # Exchanges queued and written so far (written in queue order, by one writer at a time),
-        # so a flush waits for what was queued before it and not for later traffic.
-        self.queued = 0
-        self.written = 0
-        self.flush_waiters: list[tuple[int, asyncio.Future]] = []
-
-    def record(self, exchange: ExchangeRecord) -> None:
-        """Queue an exchange for writing; never blocks, never raises for database trouble."""
-        self.queue.put_nowait(exchange)
-        self.queued += 1
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.get_running_loop().create_task(
-                self._write_forever(), name="chat-history-writer"
-            )
-
-    async def flush(self) -> None:
-        """Wait until every exchange queued so far is written (or failed and was logged).
-        Exchanges queued after the call are not waited for: under steady traffic the queue is
-        never empty, and a `chatId` request must not wait for it to be."""
-        target = self.queued
-        if self.written >= target:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self.flush_waiters.append((target, waiter))
-        self.flush_requested.set()
-        await waiter
-
-    def _written(self, count: int) -> None:
-        self.written += count
-        waiting = []
-        for target, waiter in self.flush_waiters:
-            if waiter.done():
-                continue
-            if self.written >= target:
-                waiter.set_result(None)
-            else:
-                waiting.append((target, waiter))
-        self.flush_waiters = waiting
-
-    async def _write_forever(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            if not self.flush_requested.is_set():
-                # Gather what arrives in the next moment into the same transaction: one thread
-                # hop per batch instead of one per answer, away from the responses being sent.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.flush_requested.wait(), self.coalesce_seconds)
-            self.flush_requested.clear()
-            while not self.queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(self.queue.get_nowait())
-            try:
-                await self._write(batch)
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
-                self._written(len(batch))
-
-    @staticmethod
-    async def _write(batch: list[ExchangeRecord]) -> None:
-        """Write the batch in one transaction; if that fails, write its exchanges one by one,
-        so one bad exchange (its bot or key deleted meanwhile) does not lose the others."""
-        try:
-            await database_sync_to_async(history_write)(batch)
-            return
-        except Exception:
-            if len(batch) == 1:
-                logger.exception("Could not write a chat exchange of bot %s", batch[0].bot_id)
-                return
-            logger.warning(
-                "Could not write %d chat exchanges at once; retrying one by one", len(batch)
-            )
-        for exchange in batch:
-            try:
-                await database_sync_to_async(history_write)([exchange])
-            except Exception:
-                logger.exception("Could not write a chat exchange of bot %s", exchange.bot_id)
-
-
-_recorders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HistoryRecorder] = (
-    weakref.WeakKeyDictionary()
+history_writer: PerLoop[ExchangeRecord] = PerLoop(
+    lambda: BatchWriter(history_write, name="chat history")
 )
-
-
-def history_recorder() -> HistoryRecorder:
-    """The recorder of the running event loop."""
-    loop = asyncio.get_running_loop()
-    recorder = _recorders.get(loop)
-    if recorder is None:
-        recorder = _recorders[loop] = HistoryRecorder()
-    return recorder
 
 
 def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiflowy.api.errors import BadRequest
-from aiflowy.api.parsing import parse_bool, parse_id
+from aiflowy.errors import BadRequest
+from aiflowy.validation import parse_bool, parse_id
 
 ROLES = ("system", "user", "assistant")
 # OpenAI's newer name for system instructions; sent upstream as `system`.

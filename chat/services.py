@@ -1,10 +1,14 @@
 """Answering a chat turn with a bot, and recording it.
 
-Endpoints (externalChat, OpenAI-compatible) authenticate and parse, then build a `ChatTurn`
-(`bot_for_key`, or `chat_turn_for_completion` which also loads a `chatId`'s history) and call
-`bot_reply` / `bot_reply_stream`; these build the prompt, call the LLM client and hand the
-exchange to the history recorder, whatever the outcome: complete, error (upstream failure) or
-interrupted (the caller went away).
+Endpoints (externalChat over HTTP and WebSocket, OpenAI-compatible) authenticate and parse,
+then build a `ChatTurn` (`chat_turn_for_external_chat`, or `chat_turn_for_completion` which
+also loads a `chatId`'s history) and call `bot_reply` / `bot_reply_stream`. These build the
+prompt, call the LLM client and record the exchange exactly once, whatever the outcome:
+complete, error (upstream failure or a bug) or interrupted (the caller went away).
+
+A `chatId` exchange is stored *before* the answer's final event or body is produced, so the
+next turn, on any process, and the history API see it; other exchanges are queued for the
+batch writer and stored a moment after the answer (they are never read back by id).
 """
 
 from __future__ import annotations
@@ -19,15 +23,20 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 
-from aiflowy.api.errors import BadRequest, Forbidden, NotFound, UpstreamError
+from aiflowy.errors import ApiError, BadRequest, Forbidden, NotFound, UpstreamError, as_api_error
+from aiflowy.events import ModuleRun
+from aiflowy.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
 from apikeys.selectors import ApiKeyPrincipal
-from bots.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
 from bots.models import Bot
 from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name, bot_configs_list
 from chat.models import Conversation, Message
-from chat.recorder import ExchangeRecord, history_recorder
-from chat.schemas import ChatCompletionRequest
+from chat.recorder import ExchangeRecord, history_writer
+from chat.schemas import ChatCompletionRequest, ExternalChatRequest
 from chat.selectors import conversation_context_get
+
+# FastGPT reports one record per executed module; a bot answer is one chat module.
+MODULE_NAME = "AI Chat"
+MODULE_TYPE = "chatNode"
 
 
 @dataclass(slots=True)
@@ -84,13 +93,13 @@ async def bot_for_model(api_key: ApiKeyPrincipal, model: str | None) -> BotConfi
         bot = await bot_config_get(single_bot_id)
         if bot is None or not bot.enabled:
             raise NotFound(
-                "The bot of this API key does not exist or is disabled.", code="model_not_found"
+                "The bot of this API key does not exist or is disabled.", code="bot_not_found"
             )
         return bot
     if model is None:
         raise BadRequest(
-            "'model' is required: this API key may use several bots; name one by its name or id "
-            "(GET /v1/models lists them).",
+            "'model' is required: this API key may use several bots; name one by its name or "
+            "its id.",
             param="model",
         )
     return await bot_for_model_name(api_key, model)
@@ -105,17 +114,17 @@ async def bot_for_model_name(api_key: ApiKeyPrincipal, model: str) -> BotConfig:
         bot = await bot_config_get_by_name(model)
     if bot is None or not bot.enabled:
         raise NotFound(
-            f"The model '{model}' does not exist or is disabled.",
-            code="model_not_found",
+            f"The bot '{model}' does not exist or is disabled.",
+            code="bot_not_found",
             param="model",
         )
     if not api_key.may_use_bot(bot.id):
-        raise Forbidden(f"This API key may not use the model '{model}'.", param="model")
+        raise Forbidden(f"This API key may not use the bot '{model}'.", param="model")
     return bot
 
 
 async def bots_for_key(api_key: ApiKeyPrincipal) -> list[BotConfig]:
-    """The enabled bots the key may use (`GET /v1/models`)."""
+    """The enabled bots the key may use."""
     return await database_sync_to_async(bot_configs_list)(api_key.bot_ids)
 
 
@@ -166,6 +175,19 @@ def prompt_messages(turn: ChatTurn) -> list[dict]:
     return messages
 
 
+async def chat_turn_for_external_chat(
+    api_key: ApiKeyPrincipal, request: ExternalChatRequest
+) -> ChatTurn:
+    """The turn for an AIFlowy externalChat request (HTTP or WebSocket): the caller sends the
+    whole context."""
+    return ChatTurn(
+        bot=await bot_for_key(api_key, request.bot_id),
+        api_key=api_key,
+        source=Conversation.Source.EXTERNAL_CHAT,
+        messages=request.messages,
+    )
+
+
 async def chat_turn_for_completion(
     api_key: ApiKeyPrincipal, request: ChatCompletionRequest
 ) -> ChatTurn:
@@ -196,8 +218,6 @@ async def chat_turn_load_history(turn: ChatTurn) -> None:
     """FastGPT's `chatId`: the stored conversation (this bot, this key) supplies the context,
     windowed by the bot's `history_window`; only the caller's last message is the new
     question; stored variables are merged under the request's (the request wins)."""
-    # This process may still hold the previous answer of this chat in the recorder's queue.
-    await history_recorder().flush()
     context = await database_sync_to_async(conversation_context_get)(
         bot_id=turn.bot.id,
         api_key_id=turn.api_key.id,
@@ -240,7 +260,7 @@ def _elapsed_ms(turn: ChatTurn) -> int:
     return int((time.monotonic() - turn.started_monotonic) * 1000)
 
 
-def _record(
+def _exchange(
     turn: ChatTurn,
     *,
     answer: str,
@@ -249,93 +269,152 @@ def _record(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     first_token_ms: int | None = None,
-) -> None:
+) -> ExchangeRecord:
     total_ms = _elapsed_ms(turn)
-    history_recorder().record(
-        ExchangeRecord(
-            bot_id=turn.bot.id,
-            api_key_id=turn.api_key.id,
-            source=turn.source,
-            question=turn.question,
-            answer=answer,
-            status=status,
-            started_at=turn.started_at,
-            finished_at=turn.started_at + timedelta(milliseconds=total_ms),
-            error_text=error_text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            first_token_ms=first_token_ms,
-            total_ms=total_ms,
-            external_chat_id=turn.external_chat_id,
-            custom_uid=turn.custom_uid,
-            variables=turn.variables,
-            answer_item_id=turn.answer_item_id,
-        )
+    return ExchangeRecord(
+        bot_id=turn.bot.id,
+        api_key_id=turn.api_key.id,
+        source=turn.source,
+        question=turn.question,
+        answer=answer,
+        status=status,
+        started_at=turn.started_at,
+        finished_at=turn.started_at + timedelta(milliseconds=total_ms),
+        error_text=error_text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        first_token_ms=first_token_ms,
+        total_ms=total_ms,
+        external_chat_id=turn.external_chat_id,
+        custom_uid=turn.custom_uid,
+        variables=turn.variables,
+        answer_item_id=turn.answer_item_id,
     )
 
 
+async def _store(turn: ChatTurn, exchange: ExchangeRecord) -> None:
+    """Stored now when the next turn or the history API reads it back (`chatId`), else
+    queued for the batch writer."""
+    if turn.external_chat_id:
+        await history_writer().write(exchange)
+    else:
+        history_writer().add(exchange)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """What the operator reads in history (never sent to the caller): the upstream's own text,
+    or the unexpected exception itself."""
+    if isinstance(exc, UpstreamError):
+        return exc.operator_detail
+    if isinstance(exc, ApiError):
+        return exc.message
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 async def bot_reply(turn: ChatTurn) -> Completion:
-    """The whole answer. Recorded as complete, or as error (then `UpstreamError` propagates)."""
+    """The whole answer, recorded exactly once: complete, error (the error propagates, as an
+    `ApiError`) or interrupted (the caller's task was cancelled)."""
     try:
         completion = await llm_complete(
             turn.bot.provider, prompt_messages(turn), generation_params(turn)
         )
-    except UpstreamError as error:
-        _record(turn, answer="", status=Message.Status.ERROR, error_text=error.operator_detail)
-        raise
     except asyncio.CancelledError:
-        _record(turn, answer="", status=Message.Status.INTERRUPTED)
+        history_writer().add(_exchange(turn, answer="", status=Message.Status.INTERRUPTED))
         raise
+    except Exception as exc:
+        error = as_api_error(exc, where="bot_reply")
+        failed = _exchange(
+            turn, answer="", status=Message.Status.ERROR, error_text=_failure_text(exc)
+        )
+        await _store(turn, failed)
+        raise error from None
     elapsed = _elapsed_ms(turn)
-    _record(
+    await _store(
         turn,
-        answer=completion.content,
-        status=Message.Status.COMPLETE,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        first_token_ms=elapsed,
+        _exchange(
+            turn,
+            answer=completion.content,
+            status=Message.Status.COMPLETE,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            first_token_ms=elapsed,
+        ),
     )
     return completion
 
 
 async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
-    """Text deltas as they arrive, then a `StreamEnd`. The partial answer is recorded as
-    interrupted when the consumer is cancelled, and as error on an upstream failure."""
+    """Text deltas as they arrive, then a `StreamEnd`, which comes only once the exchange is
+    stored (for `chatId`). Recorded exactly once: complete; error on a failure, which
+    propagates as an `ApiError`; interrupted when the consumer goes away (cancelled, or the
+    generator closed) before the end, with the partial answer."""
     parts: list[str] = []
     first_token_ms: int | None = None
+    end: StreamEnd | None = None
+    recorded = False
     try:
         async for item in llm_stream(
             turn.bot.provider, prompt_messages(turn), generation_params(turn)
         ):
             if isinstance(item, StreamEnd):
-                _record(
-                    turn,
-                    answer="".join(parts),
-                    status=Message.Status.COMPLETE,
-                    prompt_tokens=item.prompt_tokens,
-                    completion_tokens=item.completion_tokens,
-                    first_token_ms=first_token_ms,
-                )
-            elif first_token_ms is None:
+                end = item
+                continue
+            if first_token_ms is None:
                 first_token_ms = _elapsed_ms(turn)
-                parts.append(item)
-            else:
-                parts.append(item)
+            parts.append(item)
             yield item
-    except UpstreamError as error:
-        _record(
+        if end is None:
+            raise UpstreamError("The model provider ended the answer early.")
+        recorded = True
+        await _store(
+            turn,
+            _exchange(
+                turn,
+                answer="".join(parts),
+                status=Message.Status.COMPLETE,
+                prompt_tokens=end.prompt_tokens,
+                completion_tokens=end.completion_tokens,
+                first_token_ms=first_token_ms,
+            ),
+        )
+    except (asyncio.CancelledError, GeneratorExit):
+        if not recorded:
+            interrupted = _exchange(
+                turn,
+                answer="".join(parts),
+                status=Message.Status.INTERRUPTED,
+                first_token_ms=first_token_ms,
+            )
+            history_writer().add(interrupted)
+        raise
+    except Exception as exc:
+        if recorded:
+            raise
+        recorded = True
+        error = as_api_error(exc, where="bot_reply_stream")
+        failed = _exchange(
             turn,
             answer="".join(parts),
             status=Message.Status.ERROR,
-            error_text=error.operator_detail,
+            error_text=_failure_text(exc),
             first_token_ms=first_token_ms,
         )
-        raise
-    except (asyncio.CancelledError, GeneratorExit):
-        _record(
-            turn,
-            answer="".join(parts),
-            status=Message.Status.INTERRUPTED,
-            first_token_ms=first_token_ms,
+        await _store(turn, failed)
+        raise error from None
+    yield end
+
+
+def chat_module_runs(turn: ChatTurn, usage: Completion | StreamEnd) -> list[ModuleRun]:
+    """What FastGPT's `detail` reports about this answer: one chat module."""
+    return [
+        ModuleRun(
+            name=MODULE_NAME,
+            kind=MODULE_TYPE,
+            model=usage.model or turn.bot.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            running_seconds=time.monotonic() - turn.started_monotonic,
+            query=turn.question,
+            history=[*turn.history, *turn.messages],
         )
-        raise
+    ]

@@ -47,12 +47,12 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """Daphne serving aiflowy.asgi:application against the test database."""
+    """Daphne serving config.asgi:application against the test database."""
     with django_db_blocker.unblock():
         database_url = _database_url()
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "aiflowy.test_settings",
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": database_url,
         "AIFLOWY_SSE_PING_SECONDS": os.environ.get("AIFLOWY_SSE_PING_SECONDS", "10"),
     }

@@ -18,18 +18,14 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_pagination import EstimatedCountPaginator
-from aiflowy.api.errors import ApiError
+from aiflowy.errors import ApiError
+from workflows.definitions import workflow_create, workflow_export_document, workflow_saved
 from workflows.engine import input_parameters
 from workflows.forms import TestRunForm, WorkflowAdminForm, WorkflowImportForm
 from workflows.graph import definition_svg
 from workflows.models import Workflow, WorkflowRun, WorkflowStep
+from workflows.runs import workflow_run_now
 from workflows.selectors import WorkflowConfig
-from workflows.services import (
-    workflow_create,
-    workflow_export_document,
-    workflow_run_now,
-    workflow_saved,
-)
 
 STARTER_DEFINITION = {
     "nodes": [

@@ -1,81 +1,63 @@
 """External workflow endpoints, as Channels consumers ahead of Django's middleware, and the
-Channels worker consumer that runs background runs."""
+Channels worker consumer that runs background runs.
+
+Each endpoint parses, calls one service and renders with AIFlowy's wire module (a streamed run
+with the workflow events' one); errors and the end of every stream are the bases' job.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from functools import partial
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 
-from aiflowy.api.auth import authenticate
-from aiflowy.api.consumers import ApiConsumer
-from aiflowy.api.errors import ApiError, NotFound, aiflowy_error_body
-from aiflowy.api.sse import sse_event
 from aiflowy.background import spawn
+from aiflowy.errors import NotFound
+from aiflowy.validation import json_object
+from aiflowy.wire import aiflowy as aiflowy_wire
+from aiflowy.wire import workflow as workflow_wire
+from apikeys.auth import ApiKeyConsumer
+from apikeys.selectors import ApiKeyPrincipal
+from workflows.background import workflow_run_claimed, workflow_run_in_background
 from workflows.engine import input_parameters
 from workflows.models import WorkflowRun
-from workflows.schemas import parse_run, parse_run_id, parse_workflow_id, request_fields
-from workflows.selectors import workflow_run_get
-from workflows.services import (
+from workflows.runs import (
     WorkflowExecution,
-    WorkflowRunFailed,
-    run_outcome_error,
     workflow_for_key,
     workflow_inputs_check,
     workflow_run,
-    workflow_run_claimed,
-    workflow_run_in_background,
     workflow_run_stream,
 )
+from workflows.schemas import parse_run, parse_run_id, parse_workflow_id, request_fields
+from workflows.selectors import workflow_run_get
 
 
-def _iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-class WorkflowConsumer(ApiConsumer):
-    def render_error(self, error: ApiError) -> dict[str, Any]:
-        body = aiflowy_error_body(error)
-        if isinstance(error, WorkflowRunFailed):
-            body["runId"] = str(error.run_id)
-            body["nodeId"] = error.node_id
-        elif error.param:
-            body["param"] = error.param
-        return body
-
-    def fields(self, body: bytes) -> dict[str, Any]:
-        return request_fields(body, self.header(b"content-type"))
-
-
-class RunningParamsConsumer(WorkflowConsumer):
+class RunningParamsConsumer(ApiKeyConsumer):
     """`getRunningParams`: the workflow's title, description and start parameters."""
 
     allowed_methods = ("GET", "POST")
 
-    async def handle_request(self, body: bytes) -> None:
-        api_key = await authenticate(self.header(b"authorization"))
-        workflow_id = parse_workflow_id(self.fields(body), self.query_param("id"))
+    async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
+        fields = request_fields(body, self.header(b"content-type"))
+        workflow_id = parse_workflow_id(fields, self.query_param("id"))
         workflow = await workflow_for_key(api_key, workflow_id)
         assert workflow.definition is not None
         await self.send_json(
-            {
-                "errorCode": 0,
-                "title": workflow.title,
-                "description": workflow.description,
-                "parameters": [p.as_api_dict() for p in input_parameters(workflow.definition)],
-            }
+            aiflowy_wire.running_params_body(
+                title=workflow.title,
+                description=workflow.description,
+                parameters=input_parameters(workflow.definition),
+            )
         )
 
 
-class RunConsumer(WorkflowConsumer):
+class RunConsumer(ApiKeyConsumer):
     """`run`: `{id, variables}` → `{errorCode: 0, result}`; `stream` → SSE of the run's events;
     `async` → a run id at once (see `RunStatusConsumer`)."""
 
-    async def handle_request(self, body: bytes) -> None:
-        api_key = await authenticate(self.header(b"authorization"))
-        request = parse_run(self.parse_json_object(body))
+    async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
+        request = parse_run(json_object(body))
         workflow = await workflow_for_key(api_key, request.workflow_id)
         execution = WorkflowExecution(
             workflow=workflow,
@@ -83,70 +65,37 @@ class RunConsumer(WorkflowConsumer):
             api_key_id=api_key.id,
             source=WorkflowRun.Source.API,
         )
+        run_id = str(execution.run_id)
         if request.stream:
             execution.source = WorkflowRun.Source.STREAM
-            await self.start_sse()
-            await self.send_sse_stream(self._events(workflow_run_stream(execution)))
-            return
-        if request.run_async:
+            await self.send_sse_stream(
+                workflow_wire.events(workflow_run_stream(execution)),
+                on_error=partial(workflow_wire.sse_error, run_id=run_id),
+            )
+        elif request.run_async:
             execution.source = WorkflowRun.Source.ASYNC
             status = await workflow_run_in_background(execution)
             await self.send_json(
-                {"errorCode": 0, "runId": str(execution.run_id), "status": status}, status=202
+                aiflowy_wire.run_accepted_body(run_id=run_id, status=status), status=202
             )
-            return
-        outcome = await workflow_run(execution)
-        error = run_outcome_error(execution, outcome)
-        if error is not None:
-            raise error
-        await self.send_json(
-            {"errorCode": 0, "runId": str(execution.run_id), "result": outcome.result}
-        )
-
-    @staticmethod
-    async def _events(events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
-        async for event in events:
-            yield sse_event(event, event=event["event"])
+        else:
+            result = await workflow_run(execution)
+            await self.send_json(aiflowy_wire.run_result_body(run_id=run_id, result=result))
 
 
-class RunStatusConsumer(WorkflowConsumer):
+class RunStatusConsumer(ApiKeyConsumer):
     """`runStatus`: a run's state, and its result once finished. Only the key that started a
     run can see it."""
 
     allowed_methods = ("GET", "POST")
 
-    async def handle_request(self, body: bytes) -> None:
-        api_key = await authenticate(self.header(b"authorization"))
-        run_id = parse_run_id(self.fields(body), self.query_param("runId"))
+    async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
+        fields = request_fields(body, self.header(b"content-type"))
+        run_id = parse_run_id(fields, self.query_param("runId"))
         run = await database_sync_to_async(workflow_run_get)(run_id=run_id, api_key_id=api_key.id)
         if run is None:
             raise NotFound(f"There is no run {run_id} for this API key.", code="run_not_found")
-        await self.send_json(
-            {
-                "errorCode": 0,
-                "runId": str(run.run_id),
-                "workflowId": run.workflow_id,
-                "status": run.status,
-                "result": run.result,
-                "error": run.error or None,
-                "failedNodeId": run.failed_node_id or None,
-                "createdAt": _iso(run.created_at),
-                "startedAt": _iso(run.started_at),
-                "finishedAt": _iso(run.finished_at),
-                "durationMs": run.duration_ms,
-                "steps": [
-                    {
-                        "nodeId": step.node_id,
-                        "nodeType": step.node_type,
-                        "title": step.title,
-                        "status": step.status,
-                        "error": step.error or None,
-                        "durationMs": step.duration_ms,
-                    }
-                    for step in run.steps.all()
-                ],
-            }
-        )
+        await self.send_json(aiflowy_wire.run_status_body(run, run.steps.all()))
 
 
 class WorkflowWorkerConsumer(AsyncConsumer):

@@ -9,9 +9,13 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from workflows.definitions import (
+    WorkflowDocument,
+    workflow_definition_check,
+    workflow_document_parse,
+)
 from workflows.engine import StartParameter
 from workflows.models import Workflow
-from workflows.services import WorkflowDocument, workflow_definition_check, workflow_document_parse
 
 MAX_IMPORT_BYTES = 5_000_000
 

@@ -1,4 +1,4 @@
-"""The engine's `LlmPort` over the project's LLM client (`bots.llm`), the same one chat uses.
+"""The engine's `LlmPort` over the project's LLM client (`aiflowy.llm`), the same one chat uses.
 
 An `llmNode`'s `llmId` names a **bot**, by id (a number or a string of digits, as AIFlowy
 exports write it) or by name. The node runs on that bot's provider and model; the bot's
@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from aiflowy.api.errors import UpstreamError
-from bots.llm import GenerationParams, StreamEnd, llm_complete, llm_stream
+from aiflowy.errors import UpstreamError
+from aiflowy.llm import GenerationParams, StreamEnd, llm_complete, llm_stream
 from bots.models import Bot
 from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name
 from workflows.engine import LlmAnswer, NodeFailed, WorkflowDefinition

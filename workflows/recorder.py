@@ -1,33 +1,25 @@
-"""Writes workflow runs and their steps without holding any response.
+"""Storing workflow runs and their steps.
 
-A finished run (or a background run's final state) is handed to `run_recorder().record(...)`,
-which only queues it. One writer task per event loop drains the queue and writes everything
-waiting in one transaction: a thread hop per batch, not per run. `run_records_write` is also
-called directly by synchronous code (the admin's test run).
+Runs reach the database through `run_writer()`, the event loop's `BatchWriter`
+(`aiflowy/batch.py`): a finished run is awaited before its outcome is reported, a cancelled one
+queued. `run_records_write` is also called directly by synchronous code (the admin's test run).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from aiflowy.batch import BatchWriter, PerLoop
 from workflows.engine import StepRecord
 from workflows.models import WorkflowRun, WorkflowStep
-
-logger = logging.getLogger(__name__)
-
-MAX_BATCH = 200
 
 
 @dataclass(slots=True)
@@ -143,46 +135,6 @@ def run_records_write(batch: list[RunRecord]) -> None:
     WorkflowStep.objects.bulk_create(steps)
 
 
-class RunRecorder:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[RunRecord] = asyncio.Queue()
-        self.writer: asyncio.Task | None = None
-
-    def record(self, record: RunRecord) -> None:
-        """Queue a run for writing; never blocks, never raises for database trouble."""
-        self.queue.put_nowait(record)
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.get_running_loop().create_task(
-                self._write_forever(), name="workflow-run-writer"
-            )
-
-    async def flush(self) -> None:
-        """Wait until every run queued so far is written (or failed and was logged)."""
-        await self.queue.join()
-
-    async def _write_forever(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(self.queue.get_nowait())
-            try:
-                await database_sync_to_async(run_records_write)(batch)
-            except Exception:
-                logger.exception("Could not write %d workflow runs", len(batch))
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
-
-
-_recorders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RunRecorder] = (
-    weakref.WeakKeyDictionary()
+run_writer: PerLoop[RunRecord] = PerLoop(
+    lambda: BatchWriter(run_records_write, name="workflow run", max_batch=200)
 )
-
-
-def run_recorder() -> RunRecorder:
-    """The recorder of the running event loop."""
-    loop = asyncio.get_running_loop()
-    recorder = _recorders.get(loop)
-    if recorder is None:
-        recorder = _recorders[loop] = RunRecorder()
-    return recorder

@@ -15,8 +15,8 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs
 
-from aiflowy.api.errors import BadRequest
-from aiflowy.api.parsing import parse_bool, parse_id
+from aiflowy.errors import BadRequest
+from aiflowy.validation import parse_bool, parse_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,10 +54,10 @@ def start_process(
 def start_daphne(
     *, env: dict[str, str], log_path: Path | None = None
 ) -> tuple[subprocess.Popen, str]:
-    """Daphne serving aiflowy.asgi:application on a free loopback port; returns its base URL."""
+    """Daphne serving config.asgi:application on a free loopback port; returns its base URL."""
     port = free_port()
     process = start_process(
-        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiflowy.asgi:application"],
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         env=env,
         log_path=log_path,
     )

@@ -17,11 +17,11 @@ from channels.testing import HttpCommunicator
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from aiflowy.asgi import application
+from aiflowy.llm import upstream_clients_close
 from apikeys.selectors import principal_cache
-from bots.llm import upstream_clients_close
 from bots.selectors import bot_cache
-from chat.recorder import history_recorder
+from chat.recorder import history_writer
+from config.asgi import application
 from tests.chat.conftest import COMPLETIONS, sse_json, user
 
 
@@ -36,7 +36,7 @@ async def call(api_key: str, body: dict) -> dict:
     response = await communicator.get_response(timeout=10)
     # Let the history writer finish here, so its queries stay out of the next measurement, and
     # close the upstream connections this short-lived event loop opened.
-    await history_recorder().flush()
+    await history_writer().flush()
     await upstream_clients_close()
     return response
 

@@ -6,10 +6,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from aiflowy.asgi import application
-from bots.llm import upstream_clients_closed
+from aiflowy.llm import upstream_clients_closed
 from chat.models import Message
-from chat.recorder import history_recorder
+from chat.recorder import history_writer
+from config.asgi import application
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +90,7 @@ async def test_closing_the_socket_mid_answer_records_it_as_interrupted(make_bot,
         )
         assert (await socket.receive_json_from(timeout=10))["status"] == "START"
         await socket.disconnect()
-    await history_recorder().flush()
+    await history_writer().flush()
     answer = await Message.objects.filter(role="assistant").aget()
     assert answer.status == Message.Status.INTERRUPTED
     assert answer.content.startswith("Echo: ")

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from channels.db import database_sync_to_async
 
-from aiflowy.asgi import application
+from aiflowy.llm import upstream_clients_closed
 from apikeys.models import ApiKey
 from apikeys.selectors import principal_cache
-from bots.llm import upstream_clients_closed
 from bots.selectors import bot_cache
 from chat.models import Conversation, Message
 from chat.recorder import ExchangeRecord, history_write
+from config.asgi import application
 
 URL = "/api/v1/aiBot/externalChat"
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import pytest
 
-from aiflowy.api.consumers import ApiConsumer
+from aiflowy.consumers import ApiConsumer
 
 
 class _SilentThenDone(ApiConsumer):
@@ -14,7 +14,6 @@ class _SilentThenDone(ApiConsumer):
             await asyncio.sleep(0.35)
             yield b"data: done\n\n"
 
-        await self.start_sse()
         await self.send_sse_stream(events())
 
 

@@ -23,7 +23,7 @@ def uvicorn_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "aiflowy.test_settings",
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": database_url,
     }
     process = start_process(
@@ -35,7 +35,7 @@ def uvicorn_url(django_db_setup, django_db_blocker) -> Iterator[str]:
             "--port",
             str(port),
             "--no-access-log",
-            "aiflowy.asgi:application",
+            "config.asgi:application",
         ],
         env=env,
         log_path=ROOT / ".pytest_cache" / "uvicorn.log",

@@ -25,8 +25,8 @@ from django.conf import settings
 from aiflowy.testing.servers import start_daphne, start_process, stop_process
 from bots.models import Bot
 from tests.conftest import ROOT, _database_url
+from workflows.definitions import workflow_create
 from workflows.models import Workflow, WorkflowRun
-from workflows.services import workflow_create
 
 WORKER_CHANNEL = f"workflow-runs-test-{os.getpid()}"
 os.environ["AIFLOWY_WORKFLOW_WORKER_CHANNEL"] = WORKER_CHANNEL
@@ -37,7 +37,7 @@ DATA = Path(__file__).resolve().parent / "data"
 def _server_env(database_url: str, **overrides: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "aiflowy.test_settings",
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": database_url,
         **overrides,
     }

@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 
 from bots.models import Bot, LlmProvider
+from demo.workflows import demo_workflow_definition
 from tests.workflows.conftest import data_file
 from tests.workflows.test_run import typed_definition
-from workflows.demo import demo_workflow_definition
+from workflows.definitions import workflow_create
 from workflows.models import Workflow, WorkflowRun
-from workflows.services import workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -170,17 +170,19 @@ def test_it_rejects_a_code_node_with_another_engine_naming_it():
     assert info.value.node_id == "code1"
 
 
-def test_it_accepts_javascript_engine_spellings():
-    for engine in ("js", "JavaScript", "javascript"):
-        flow = minimal(
-            nodes=[
-                copy.deepcopy(START),
-                node("code1", "codeNode", engine=engine, code="_result.a = 1"),
-                copy.deepcopy(END),
-            ],
-            edges=[edge("start1", "code1"), edge("code1", "end1")],
-        )
-        parse_definition(flow)
+@pytest.mark.parametrize("engine", ["js", "JavaScript", "javascript"])
+def test_it_accepts_javascript_engine_spellings(engine):
+    flow = minimal(
+        nodes=[
+            copy.deepcopy(START),
+            node("code1", "codeNode", engine=engine, code="_result.a = 1"),
+            copy.deepcopy(END),
+        ],
+        edges=[edge("start1", "code1"), edge("code1", "end1")],
+    )
+    config = parse_definition(flow).nodes["code1"].config
+    assert config["engine"] == "js"
+    assert config["code"] == "_result.a = 1"
 
 
 def _with_end_ref(ref: str, extra_nodes=(), extra_edges=None) -> dict:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from aiflowy.wire.workflow import event_body
 from workflows.engine import EngineLimits, LlmAnswer, parse_definition, run_workflow
 
 Handler = Callable[..., Awaitable[str]]
@@ -466,7 +467,7 @@ async def test_run_timeout_stops_the_run_and_reports_the_running_node():
     events: list[dict] = []
 
     async def listen(event):
-        events.append(event)
+        events.append(event_body(event))  # as the workflow wire renders it
 
     result = await guarded(
         run_workflow(
@@ -483,6 +484,7 @@ async def test_run_timeout_stops_the_run_and_reports_the_running_node():
     assert 'still running: node "llm1" (思考)' in result.error
     assert events[-1] == {
         "event": "runFinished",
+        "runId": "",
         "status": "timeout",
         "result": None,
         "error": result.error,
@@ -528,7 +530,7 @@ async def test_a_streamed_run_emits_events_in_order():
     events: list[dict] = []
 
     async def listen(event):
-        events.append(event)
+        events.append(event_body(event))  # as the workflow wire renders it
 
     port = FakeLlm({None: "你好呀"}, tokens=["你", "好", "呀"])
     result = await run_workflow(defn, {"q": "hi"}, llm=port, on_event=listen)
@@ -555,6 +557,7 @@ async def test_a_streamed_run_emits_events_in_order():
     assert isinstance(finished["durationMs"], int)
     assert events[-1] == {
         "event": "runFinished",
+        "runId": "",
         "status": "succeeded",
         "result": {"answer": "你好呀"},
         "error": None,

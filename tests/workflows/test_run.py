@@ -363,7 +363,7 @@ def test_an_upstream_failure_fails_the_node_without_leaking_details(
 
 def test_the_demo_workflow_runs_on_the_echo_provider(http, api_key, make_workflow):
     from bots.models import Bot, LlmProvider
-    from workflows.demo import demo_workflow_definition
+    from demo.workflows import demo_workflow_definition
 
     echo = LlmProvider.objects.create(name="echo", kind=LlmProvider.Kind.ECHO)
     bot = Bot.objects.create(name="demo", provider=echo)

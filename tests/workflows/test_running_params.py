@@ -70,7 +70,7 @@ def test_it_accepts_the_bearer_form_of_the_key(http, api_key, ip_workflow):
 
 
 def test_it_passes_form_hints_through(http, api_key, make_workflow):
-    from workflows.demo import demo_workflow_definition
+    from demo.workflows import demo_workflow_definition
 
     workflow = make_workflow(demo_workflow_definition("any-bot"))
     response = http.get(

@@ -17,7 +17,7 @@ from .definition import (
     input_parameters,
     parse_definition,
 )
-from .errors import DefinitionError, InputError, NodeFailed, RunTimeout
+from .errors import DefinitionError, InputError, NodeFailed
 from .inputs import validate_inputs
 from .ports import EngineLimits, LlmAnswer, LlmPort
 from .runner import RunResult, StepRecord, run_workflow
@@ -33,7 +33,6 @@ __all__ = [
     "NodeFailed",
     "Parameter",
     "RunResult",
-    "RunTimeout",
     "StartParameter",
     "StepRecord",
     "WorkflowDefinition",

@@ -3,7 +3,7 @@
 We accept the JSON the Tinyflow editor saves, unchanged (unknown keys such as ``position`` or
 ``measured`` are kept in ``raw`` and ignored), and refuse anything we could not run *before*
 a run starts, with a message that names the node or edge at fault. The rules, and where they
-differ from Tinyflow's engine, are in ``/work/shared/workflow-format.md``.
+differ from Tinyflow's engine, are in ``docs/workflow-format.md``.
 """
 
 from __future__ import annotations
@@ -15,85 +15,31 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import DefinitionError
-from .values import DataType, parse_data_type, split_path
-
-SUPPORTED_NODE_TYPES = frozenset(
-    {"startNode", "endNode", "llmNode", "httpNode", "templateNode", "codeNode"}
+from .model import (
+    EdgeDef,
+    NodeDef,
+    Parameter,
+    loose_bool,
+    loose_number,
+    loose_text,
+    parse_parameters,
 )
-# Tinyflow node types we know but do not run (yet); named in the error so the author knows.
-KNOWN_UNSUPPORTED_NODE_TYPES = frozenset(
-    {"knowledgeNode", "searchEngineNode", "loopNode", "confirmNode"}
-)
-JS_ENGINES = frozenset({"js", "javascript"})
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-HTTP_BODY_TYPES = frozenset({"none", "json", "raw", "form-data", "x-www-form-urlencoded"})
-HTTP_OUTPUTS = frozenset({"statusCode", "headers", "body"})
-FORM_HINT_KEYS = (
-    "formType",
-    "formLabel",
-    "formPlaceholder",
-    "formDescription",
-    "formAttrs",
-    "contentType",
-)
+from .nodes import KNOWN_UNSUPPORTED_NODE_TYPES, NODE_TYPES
+from .values import split_path
 
+SUPPORTED_NODE_TYPES = frozenset(NODE_TYPES)
 
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    """One item of ``parameters``/``outputDefs``/``headers``/``formData``…
-
-    ``ref_type`` is normalised to ``ref``/``fixed``/``input`` (case-insensitive, inferred when
-    absent: ``ref`` present → ref, ``value`` present → fixed, else input by name);
-    ``ref_type_raw`` keeps what the definition said.
-    """
-
-    name: str
-    id: str | None = None
-    description: str | None = None
-    data_type: DataType = field(default_factory=lambda: parse_data_type(None))
-    data_type_raw: str | None = None
-    ref_type: str = "input"
-    ref_type_raw: str | None = None
-    ref: str | None = None
-    value: Any = None
-    required: bool = False
-    default_value: Any = None
-    enums: list[Any] | None = None
-    children: tuple[Parameter, ...] = ()
-    form_hints: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeDef:
-    """A validated node. ``config`` holds the type-specific, already normalised settings."""
-
-    id: str
-    type: str
-    title: str
-    data: Mapping[str, Any]
-    parameters: tuple[Parameter, ...] = ()
-    output_defs: tuple[Parameter, ...] = ()
-    condition: str | None = None
-    retry_enable: bool = False
-    max_retry_count: int = 3
-    retry_interval_ms: int = 1000
-    outputs: frozenset[str] | None = frozenset()
-    config: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``node "http1" (查询)`` — how errors name this node."""
-        if self.title and self.title != self.id:
-            return f'node "{self.id}" ({self.title})'
-        return f'node "{self.id}"'
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeDef:
-    id: str
-    source: str
-    target: str
-    condition: str | None = None
+__all__ = [
+    "KNOWN_UNSUPPORTED_NODE_TYPES",
+    "SUPPORTED_NODE_TYPES",
+    "EdgeDef",
+    "NodeDef",
+    "Parameter",
+    "StartParameter",
+    "WorkflowDefinition",
+    "input_parameters",
+    "parse_definition",
+]
 
 
 @dataclass(frozen=True)
@@ -113,119 +59,6 @@ class WorkflowDefinition:
     @property
     def start(self) -> NodeDef:
         return self.nodes[self.start_id]
-
-
-# --------------------------------------------------------------------------------------------
-# Loose scalars (exports write numbers and booleans as strings)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value if value.strip() else None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-def _bool(value: Any, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return default
-
-
-def _number(value: Any, what: str, node_id: str | None, *, integer: bool) -> float | int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise DefinitionError(f"{what} must be a number, got {value!r}", node_id=node_id)
-    try:
-        number = float(value) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        raise DefinitionError(f"{what} must be a number, got {value!r}", node_id=node_id) from None
-    if integer:
-        if isinstance(number, float) and not number.is_integer():
-            raise DefinitionError(f"{what} must be a whole number, got {value!r}", node_id=node_id)
-        return int(number)
-    return float(number)
-
-
-# --------------------------------------------------------------------------------------------
-# Parameters
-
-
-def _parse_parameter(raw: Any, where: str, node_id: str | None) -> Parameter:
-    if not isinstance(raw, Mapping):
-        raise DefinitionError(f"{where}: each parameter must be an object", node_id=node_id)
-    name = _text(raw.get("name"))
-    if name is None:
-        raise DefinitionError(f"{where}: a parameter has no name", node_id=node_id)
-    name = name.strip()
-    ref = _text(raw.get("ref"))
-    ref = ref.strip() if ref else None
-    value = raw.get("value")
-    children_raw = raw.get("children") or []
-    children = tuple(
-        _parse_parameter(child, f'{where}, parameter "{name}"', node_id)
-        for child in (children_raw if isinstance(children_raw, list) else [])
-    )
-    ref_type_raw = raw.get("refType")
-    written = _text(ref_type_raw)
-    ref_type = written.strip().lower() if written else ""
-    if ref_type == "form":
-        ref_type = "input"
-    if ref_type not in ("ref", "fixed", "input"):
-        if ref:
-            ref_type = "ref"
-        elif value is not None:
-            ref_type = "fixed"
-        else:
-            ref_type = "input"
-    if ref_type == "ref" and not ref and not children:
-        raise DefinitionError(
-            f'{where}: parameter "{name}" is a reference but no value is selected for it',
-            node_id=node_id,
-        )
-    enums = raw.get("enums")
-    return Parameter(
-        name=name,
-        id=_text(raw.get("id")),
-        description=raw.get("description") if isinstance(raw.get("description"), str) else None,
-        data_type=parse_data_type(raw.get("dataType")),
-        data_type_raw=_text(raw.get("dataType")),
-        ref_type=ref_type,
-        ref_type_raw=written,
-        ref=ref,
-        value=value,
-        required=_bool(raw.get("required")),
-        default_value=raw.get("defaultValue"),
-        enums=list(enums) if isinstance(enums, list) else None,
-        children=children,
-        form_hints=MappingProxyType(
-            {key: raw[key] for key in FORM_HINT_KEYS if raw.get(key) not in (None, "")}
-        ),
-    )
-
-
-def _parse_parameters(data: Mapping[str, Any], key: str, where: str, node_id: str) -> tuple:
-    items = data.get(key)
-    if items is None or items == "":
-        return ()
-    if isinstance(items, Mapping):
-        # A plain {"name": "value"} map (hand-written definitions): fixed values.
-        items = [{"name": k, "value": v, "refType": "fixed"} for k, v in items.items()]
-    if not isinstance(items, list):
-        raise DefinitionError(f"{where}: {key} must be a list", node_id=node_id)
-    return tuple(_parse_parameter(item, where, node_id) for item in items)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,97 +121,7 @@ def _reachable(start_id: str, outgoing: Mapping[str, list[EdgeDef]]) -> set[str]
 
 
 # --------------------------------------------------------------------------------------------
-# Node types
-
-
-def _declared_outputs(node_type: str, data: Mapping[str, Any], params, output_defs, node_id):
-    first_output = output_defs[0].name if output_defs else None
-    if node_type == "startNode":
-        return frozenset(p.name for p in params)
-    if node_type == "httpNode":
-        return HTTP_OUTPUTS
-    if node_type == "llmNode":
-        names = {"output"}
-        if first_output:
-            names.add(first_output)
-        elif str(data.get("outType") or "").lower() == "json":
-            names.add("root")
-        return frozenset(names)
-    if node_type == "templateNode":
-        return frozenset({"output", first_output} - {None})
-    if node_type == "codeNode":
-        return frozenset(p.name for p in output_defs) if output_defs else None
-    return frozenset()
-
-
-def _node_config(node_type: str, data: Mapping[str, Any], node_id: str, where: str) -> dict:
-    if node_type == "httpNode":
-        url = _text(data.get("url"))
-        if url is None:
-            raise DefinitionError(f"{where}: the HTTP node has no URL", node_id=node_id)
-        method = (_text(data.get("method")) or "GET").strip().upper()
-        if method not in HTTP_METHODS:
-            raise DefinitionError(f'{where}: unknown HTTP method "{method}"', node_id=node_id)
-        body_type = (_text(data.get("bodyType")) or "none").strip().lower()
-        if body_type not in HTTP_BODY_TYPES:
-            raise DefinitionError(
-                f'{where}: unknown bodyType "{body_type}" '
-                f"(use one of: {', '.join(sorted(HTTP_BODY_TYPES))})",
-                node_id=node_id,
-            )
-        # The editor saves ``bodyRaw`` while Tinyflow's engine reads ``rawBody``: accept both.
-        raw_body = _text(data.get("rawBody")) or _text(data.get("bodyRaw")) or ""
-        body_json = data.get("bodyJson")
-        if body_json is not None and not isinstance(body_json, str):
-            body_json = json.dumps(body_json, ensure_ascii=False)
-        return {
-            "url": url.strip(),
-            "method": method,
-            "body_type": body_type,
-            "raw_body": raw_body,
-            "body_json": body_json or "",
-            "headers": _parse_parameters(data, "headers", where, node_id),
-            "form_data": _parse_parameters(data, "formData", where, node_id),
-            "form_urlencoded": _parse_parameters(data, "formUrlencoded", where, node_id),
-        }
-    if node_type == "llmNode":
-        user_prompt = _text(data.get("userPrompt"))
-        if user_prompt is None:
-            raise DefinitionError(f"{where}: the LLM node has no user prompt", node_id=node_id)
-        llm_id: Any = data.get("llmId")
-        if isinstance(llm_id, str):
-            llm_id = llm_id.strip() or None
-            if llm_id is not None and llm_id.isdigit():
-                llm_id = int(llm_id)
-        max_tokens = data.get("maxTokens", data.get("maxReplyLength"))
-        temperature = _number(
-            data.get("temperature"), f"{where}: temperature", node_id, integer=False
-        )
-        top_p = _number(data.get("topP"), f"{where}: topP", node_id, integer=False)
-        return {
-            "llm_id": llm_id,
-            "system_prompt": _text(data.get("systemPrompt")) or "",
-            "user_prompt": user_prompt,
-            "temperature": 0.5 if temperature is None else temperature,
-            "top_p": 0.8 if top_p is None else top_p,
-            "max_tokens": _number(max_tokens, f"{where}: maxTokens", node_id, integer=True),
-            "out_type": (_text(data.get("outType")) or "text").strip().lower(),
-        }
-    if node_type == "templateNode":
-        template = data.get("template")
-        return {"template": template if isinstance(template, str) else ""}
-    if node_type == "codeNode":
-        engine = (_text(data.get("engine")) or "js").strip()
-        if engine.lower() not in JS_ENGINES:
-            raise DefinitionError(
-                f'{where}: code engine "{engine}" is not supported (only JavaScript: "js")',
-                node_id=node_id,
-            )
-        code = _text(data.get("code"))
-        if code is None:
-            raise DefinitionError(f"{where}: the code node has no code", node_id=node_id)
-        return {"engine": "js", "code": code}
-    return {}
+# References
 
 
 def _check_refs(
@@ -451,7 +194,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     for index, raw in enumerate(raw_nodes):
         if not isinstance(raw, Mapping):
             raise DefinitionError(f"node #{index + 1} is not an object")
-        node_id = _text(raw.get("id"))
+        node_id = loose_text(raw.get("id"))
         if node_id is None:
             raise DefinitionError(f"node #{index + 1} has no id")
         if node_id in seen:
@@ -459,8 +202,8 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         seen.add(node_id)
         data_raw = raw.get("data")
         node_data: Mapping[str, Any] = data_raw if isinstance(data_raw, Mapping) else {}
-        title = _text(node_data.get("title")) or _text(raw.get("label")) or node_id
-        node_type = _text(raw.get("type"))
+        title = loose_text(node_data.get("title")) or loose_text(raw.get("label")) or node_id
+        node_type = loose_text(raw.get("type"))
         label = f'node "{node_id}"' + (f" ({title})" if title != node_id else "")
         if node_type is None:
             raise DefinitionError(f"{label} has no type", node_id=node_id)
@@ -496,9 +239,9 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     for index, raw in enumerate(raw_edges):
         if not isinstance(raw, Mapping):
             raise DefinitionError(f"edge #{index + 1} is not an object")
-        source = _text(raw.get("source"))
-        target = _text(raw.get("target"))
-        edge_id = _text(raw.get("id")) or f"{source}->{target}"
+        source = loose_text(raw.get("source"))
+        target = loose_text(raw.get("target"))
+        edge_id = loose_text(raw.get("id")) or f"{source}->{target}"
         if edge_id in edge_ids:
             edge_id = f"{edge_id}#{index + 1}"
         edge_ids.add(edge_id)
@@ -531,7 +274,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
                 edge_id=edge_id,
             )
         edge_data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
-        condition = _text(edge_data.get("condition"))
+        condition = loose_text(edge_data.get("condition"))
         edge = EdgeDef(edge_id, source, target, condition.strip() if condition else None)
         edges.append(edge)
         incoming[target].append(edge)
@@ -559,19 +302,18 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     nodes: dict[str, NodeDef] = {}
     for node_id, node_type, title, node_data in headers:
         where = f'node "{node_id}"' + (f" ({title})" if title != node_id else "")
-        params = _parse_parameters(node_data, "parameters", where, node_id)
-        output_defs = _parse_parameters(node_data, "outputDefs", where, node_id)
-        condition = _text(node_data.get("condition"))
-        retry_enable = _bool(node_data.get("retryEnable"))
-        max_retry = _number(
+        params = parse_parameters(node_data, "parameters", where, node_id)
+        output_defs = parse_parameters(node_data, "outputDefs", where, node_id)
+        condition = loose_text(node_data.get("condition"))
+        retry_enable = loose_bool(node_data.get("retryEnable"))
+        max_retry = loose_number(
             node_data.get("maxRetryCount"), f"{where}: maxRetryCount", node_id, integer=True
         )
-        interval = _number(
+        interval = loose_number(
             node_data.get("retryIntervalMs"), f"{where}: retryIntervalMs", node_id, integer=True
         )
-        config = _node_config(node_type, node_data, node_id, where)
-        if node_type == "llmNode" and node_data.get("images"):
-            config["images"] = _parse_parameters(node_data, "images", where, node_id)
+        kind = NODE_TYPES[node_type]
+        config = kind.parse_config(node_data, node_id, where)
         nodes[node_id] = NodeDef(
             id=node_id,
             type=node_type,
@@ -583,19 +325,21 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             retry_enable=retry_enable,
             max_retry_count=max(0, int(max_retry)) if max_retry is not None else 3,
             retry_interval_ms=max(0, int(interval)) if interval is not None else 1000,
-            outputs=_declared_outputs(node_type, node_data, params, output_defs, node_id),
+            outputs=kind.declared_outputs(node_data, params, output_defs),
             config=MappingProxyType(config),
         )
 
     start_names = frozenset(p.name for p in nodes[start_id].parameters)
     for node in nodes.values():
         # Nodes no edge leads to (drafts left on the canvas) never run: their refs don't matter.
-        if node.type == "startNode" or node.id not in reachable:
+        if node.id not in reachable:
             continue
-        _check_refs(node, node.parameters, nodes, ancestors, start_names, "parameter")
-        if node.type == "endNode":
+        kind = NODE_TYPES[node.type]
+        if kind.parameters_are_refs:
+            _check_refs(node, node.parameters, nodes, ancestors, start_names, "parameter")
+        if kind.output_defs_are_refs:
             _check_refs(node, node.output_defs, nodes, ancestors, start_names, "output")
-        for key in ("headers", "form_data", "form_urlencoded", "images"):
+        for key in kind.ref_parameter_keys:
             extra = node.config.get(key)
             if extra:
                 _check_refs(node, extra, nodes, ancestors, start_names, "parameter")

@@ -39,8 +39,3 @@ class NodeFailed(Exception):
         super().__init__(message)
         self.message = message
         self.node_id = node_id
-
-
-class RunTimeout(Exception):
-    """The whole run exceeded ``EngineLimits.run_timeout_s`` (reported, not raised, by
-    ``run_workflow``; exported for callers that enforce their own deadlines)."""

@@ -24,10 +24,10 @@ How a run proceeds (our semantics, which fix Tinyflow's where the compatibility 
 * The run succeeds when everything reachable has finished and at least one end node ran; its
   result is the end nodes' outputs (merged in definition order if several ran). A run in
   which every end node was skipped fails with a message saying so.
-* Events: ``nodeStarted`` when a node begins (after its condition held), ``llmToken`` for
-  each streamed delta, ``nodeFinished`` with the node's status, and ``runFinished`` last.
-  A node skipped by conditions, or whose own condition could not be evaluated, gets only a
-  ``nodeFinished`` event.
+* Events (typed, ``aiflowy.events``): ``NodeStarted`` when a node begins (after its condition
+  held), ``LlmToken`` for each streamed delta, ``NodeFinished`` with the node's status, and
+  ``RunFinished`` last. A node skipped by conditions, or whose own condition could not be
+  evaluated, gets only a ``NodeFinished`` event.
 * ``loopEnable``/``maxLoopCount``/``loopBreakCondition`` are ignored for now: no AIFlowy
   example relies on them and a loop over a single node is better expressed in a code node.
 """
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished
 from aiflowy.outbound import OutboundError
 
 from .definition import EdgeDef, NodeDef, WorkflowDefinition
@@ -54,7 +55,7 @@ from .values import RunMemory, to_jsonable
 
 logger = logging.getLogger(__name__)
 
-EventCallback = Callable[[dict], Awaitable[None]]
+EventCallback = Callable[[RunEvent], Awaitable[None]]
 StepStatus = Literal["succeeded", "failed", "skipped"]
 RunStatus = Literal["succeeded", "failed", "timeout"]
 
@@ -151,13 +152,13 @@ class _Run:
 
     # -- events and records --------------------------------------------------------------
 
-    async def emit(self, event: dict) -> None:
+    async def emit(self, event: RunEvent) -> None:
         if self.on_event is None:
             return
         try:
             await self.on_event(event)
         except Exception:
-            logger.exception("workflow event listener failed on %s", event.get("event"))
+            logger.exception("workflow event listener failed on %s", type(event).__name__)
 
     def record(self, outcome: _Outcome) -> StepRecord:
         finished = outcome.finished_at or _now()
@@ -182,16 +183,15 @@ class _Run:
     async def finish_step(self, outcome: _Outcome) -> None:
         step = self.record(outcome)
         await self.emit(
-            {
-                "event": "nodeFinished",
-                "nodeId": step.node_id,
-                "nodeType": step.node_type,
-                "title": step.title,
-                "status": step.status,
-                "outputs": step.outputs,
-                "error": step.error,
-                "durationMs": step.duration_ms,
-            }
+            NodeFinished(
+                node_id=step.node_id,
+                node_type=step.node_type,
+                title=step.title,
+                status=step.status,
+                outputs=step.outputs,
+                error=step.error,
+                duration_ms=step.duration_ms,
+            )
         )
 
     # -- conditions ----------------------------------------------------------------------
@@ -262,14 +262,7 @@ class _Run:
                 self.emit if self.on_event is not None else None,
             )
             self.running[node.id] = (outcome.started_at, outcome.started_mono, ctx)
-            await self.emit(
-                {
-                    "event": "nodeStarted",
-                    "nodeId": node.id,
-                    "nodeType": node.type,
-                    "title": node.title,
-                }
-            )
+            await self.emit(NodeStarted(node_id=node.id, node_type=node.type, title=node.title))
             attempts = 1 + (node.max_retry_count if node.retry_enable else 0)
             outputs: dict[str, Any] | None = None
             while outputs is None:
@@ -428,9 +421,7 @@ class _Run:
                     f"node(s) {ends}"
                 )
         finished_at = _now()
-        await self.emit(
-            {"event": "runFinished", "status": status, "result": result, "error": error}
-        )
+        await self.emit(RunFinished(status=status, result=result, error=error))
         return RunResult(
             status=status,
             result=result,

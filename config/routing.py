@@ -1,4 +1,5 @@
-"""Every consumer route of the project, in one list per protocol."""
+"""Every consumer route of the project, in one list per protocol (the composition root: it imports
+the apps; nothing imports it but `config/asgi.py`)."""
 
 from chat.routing import http_urlpatterns as chat_http
 from chat.routing import websocket_urlpatterns as chat_websocket

@@ -1,10 +1,25 @@
-"""Small parsers shared by the external endpoints' request validation."""
+"""Request body validation shared by the external endpoints: every failure is a `BadRequest`
+naming the field at fault."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aiflowy.api.errors import BadRequest
+from aiflowy.errors import BadRequest
+
+
+def json_object(body: bytes) -> dict:
+    """The body as a JSON object, or a 400 saying what is wrong with it."""
+    if not body.strip():
+        raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+    return data
 
 
 def parse_id(value: Any, field: str) -> int:

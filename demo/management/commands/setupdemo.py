@@ -14,13 +14,13 @@ from django.core.management.base import BaseCommand
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
-from workflows.demo import (
+from demo.workflows import (
     DEMO_WORKFLOW_DESCRIPTION,
     DEMO_WORKFLOW_TITLE,
     demo_workflow_definition,
 )
+from workflows.definitions import workflow_create
 from workflows.models import Workflow
-from workflows.services import workflow_create
 
 DEMO_KEY_NAME = "demo"
 

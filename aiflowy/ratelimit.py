@@ -12,7 +12,7 @@ import weakref
 
 from django.conf import settings
 
-from aiflowy.api.errors import RateLimited
+from aiflowy.errors import RateLimited
 
 _local_counters: dict[tuple[int, int], int] = {}
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
 
-from aiflowy.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests expect edits to reach the hot path at once; production keeps a few seconds.

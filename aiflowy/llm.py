@@ -1,11 +1,12 @@
 """The one place that turns a provider, messages and settings into an answer.
 
-Plain async Python, no Django request in it: chat endpoints and workflow LLM nodes both call
-`llm_complete` / `llm_stream`. Every upstream call goes through `openai.AsyncOpenAI`, one
-client per provider and event loop (connections are reused), with no retries on the hot path:
-a retry would double the caller's wait, and the caller can retry itself. Upstream failures
-become `UpstreamError` (502) or `UpstreamTimeout` (504) with a message safe to show the caller;
-the upstream's own text is kept in `operator_detail` for logs and history only.
+Plain async Python with no Django in it (importable and testable without settings): chat
+endpoints and workflow LLM nodes both call `llm_complete` / `llm_stream`. Every upstream
+call goes through `openai.AsyncOpenAI`, one client per provider and event loop (connections
+are reused), with no retries on the hot path: a retry would double the caller's wait, and the
+caller can retry itself. Upstream failures become `UpstreamError` (502) or `UpstreamTimeout`
+(504) with a message safe to show the caller; the upstream's own text is kept in
+`operator_detail` for logs and history only.
 """
 
 from __future__ import annotations
@@ -22,10 +23,23 @@ from dataclasses import dataclass, field
 import httpx2
 import openai
 
-from aiflowy.api.errors import UpstreamError, UpstreamTimeout
-from bots.selectors import ProviderConfig
+from aiflowy.errors import UpstreamError, UpstreamTimeout
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """An OpenAI-compatible endpoint (or the offline `echo` provider) as the client needs it."""
+
+    id: int
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+    default_model: str
+    timeout_seconds: float
+    # Changes whenever the provider is edited, so cached upstream clients are rebuilt.
+    version: str
 
 
 @dataclass(frozen=True, slots=True)

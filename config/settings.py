@@ -1,4 +1,5 @@
-"""Settings for aiflowy, read from the environment (django-environ, optional `.env`).
+"""Settings for aiflowy, read from the environment (django-environ, optional `.env`). This is
+the composition root (`config/`); `aiflowy/` is the shared library the apps import.
 
 Defaults run the embedded set-up (SQLite, in-memory channel layer and cache) with no services.
 Production sets `DATABASE_URL` (PostgreSQL) and `REDIS_URL` (channel layer, cache, rate limits).
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "apikeys",
     "chat",
     "workflows",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -53,8 +55,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "aiflowy.urls"
-ASGI_APPLICATION = "aiflowy.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -128,11 +130,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["aiflowy.api.drf.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "aiflowy.api.drf.exception_handler",
+    "EXCEPTION_HANDLER": "aiflowy.drf.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 

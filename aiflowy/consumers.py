@@ -1,0 +1,270 @@
+"""The bases of every external endpoint: Channels consumers served ahead of Django.
+
+Why not a Django view: Django's middleware hops to a thread per hook under ASGI, which costs
+more than our whole latency budget (see docs/architecture.md). `ApiConsumer` keeps the hot
+path on the event loop:
+- no channel-layer subscription per request (HTTP endpoints never receive group messages),
+- no `close_old_connections` thread hop per ASGI message (database work goes through
+  `database_sync_to_async`, which manages connections itself),
+- the handler runs as a task, so a client disconnect (`http.disconnect`) cancels it mid-stream,
+- a size limit on the request body, enforced while it arrives.
+
+It is also the one error path of the HTTP endpoints: whatever a handler raises becomes an
+`ApiError` (`aiflowy.errors.as_api_error`) rendered by the endpoint's wire module (`wire`),
+as a JSON answer before the response started, or as the family's final stream frame after.
+`ApiSocketConsumer` does the same for WebSocket frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from aiflowy.errors import ApiError, BadRequest, MethodNotAllowed, as_api_error
+from aiflowy.sse import PING, SSE_HEADERS, json_dumps
+from aiflowy.wire import aiflowy as aiflowy_wire
+
+logger = logging.getLogger(__name__)
+
+StreamError = Callable[[ApiError], bytes]
+
+
+class ApiConsumer(AsyncHttpConsumer):
+    """Subclasses set `allowed_methods` and `wire` (their family's wire module) and implement
+    `handle_request`."""
+
+    channel_layer_alias = "__no_channel_layer__"
+    allowed_methods: tuple[str, ...] = ("POST",)
+    wire: ModuleType = aiflowy_wire
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.body_size = 0
+        self.body_too_large = False
+        self.response_started = False
+        self.task: asyncio.Task | None = None
+
+    # --- ASGI plumbing -------------------------------------------------------------------
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def http_request(self, message: dict) -> None:
+        chunk = message.get("body", b"")
+        if not self.body_too_large:
+            self.body_size += len(chunk)
+            if self.body_size > settings.AIFLOWY_MAX_BODY_BYTES:
+                self.body_too_large = True
+                self.body = []
+            else:
+                self.body.append(chunk)
+        if message.get("more_body"):
+            return
+        self.task = asyncio.create_task(self._respond(b"".join(self.body)))
+
+    async def http_disconnect(self, message: dict) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        raise StopConsumer()
+
+    async def _respond(self, body: bytes) -> None:
+        try:
+            if self.scope["method"] not in self.allowed_methods:
+                raise MethodNotAllowed(
+                    f"Method {self.scope['method']} is not allowed here; "
+                    f"use {' or '.join(self.allowed_methods)}."
+                )
+            if self.body_too_large:
+                raise BadRequest(
+                    f"Request body is larger than {settings.AIFLOWY_MAX_BODY_BYTES} bytes.",
+                    code="body_too_large",
+                )
+            await self.handle_request(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = as_api_error(exc, where=type(self).__name__)
+            if self.response_started:
+                # A stream ends itself through `send_sse_stream`; a JSON body was sent whole.
+                logger.warning("Error after the response started: %s", error.message)
+                return
+            await self.send_json(
+                self.wire.error_body(error), status=error.status, headers=error.headers
+            )
+
+    async def handle_request(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    # --- request helpers -----------------------------------------------------------------
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def query_param(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    # --- responses -----------------------------------------------------------------------
+    async def send_json(
+        self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        body = json_dumps(data).encode()
+        raw_headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        self.response_started = True
+        await self.send_headers(status=status, headers=raw_headers)
+        await self.send_body(body)
+
+    async def send_sse_stream(
+        self, events: AsyncIterator[bytes], *, on_error: StreamError | None = None
+    ) -> None:
+        """Open an event stream and send already-framed events as they come, with `: ping`
+        while idle; then close it. Whatever the events raise ends the stream with the family's
+        final error frame(s) (`on_error`, by default the wire's `sse_error`): the caller always
+        gets a final event. Cancellation (the client left) closes nothing: nobody listens.
+
+        One pinger task watches for silence, instead of a timeout around every event: an
+        event costs one send, nothing more.
+        """
+        self.response_started = True
+        await self.send_headers(status=200, headers=SSE_HEADERS)
+        # Flush the headers now, so the client sees the stream open before the first token.
+        await self.send_body(b"", more_body=True)
+        self.last_sent = time.monotonic()
+        pinger = asyncio.create_task(self._ping_while_idle(settings.AIFLOWY_SSE_PING_SECONDS))
+        try:
+            async for event in events:
+                await self.send_body(event, more_body=True)
+                self.last_sent = time.monotonic()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = as_api_error(exc, where=type(self).__name__)
+            await self.send_body((on_error or self.wire.sse_error)(error), more_body=True)
+        finally:
+            pinger.cancel()
+            if not asyncio.current_task().cancelling():
+                await self.send_body(b"", more_body=False)
+
+    async def _ping_while_idle(self, interval: float) -> None:
+        while True:
+            idle = time.monotonic() - self.last_sent
+            if idle >= interval:
+                await self.send_body(PING, more_body=True)
+                self.last_sent = time.monotonic()
+                idle = 0.0
+            await asyncio.sleep(interval - idle)
+
+
+async def first_item_within(items: AsyncIterator[Any], *, seconds: float) -> AsyncIterator[Any]:
+    """`items`, after waiting up to `seconds` for the first one, so that a failure that comes
+    at once is raised here (and answered with its real HTTP status, which SDKs raise as their
+    status errors) instead of as an error event in a 200 stream. A slow first item still lets
+    the caller open the stream after `seconds`, with its keep-alive pings."""
+    first = asyncio.ensure_future(anext(items))
+    try:
+        done, _ = await asyncio.wait({first}, timeout=seconds)
+    except asyncio.CancelledError:
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await first
+        raise
+    if done and first.exception() is not None:
+        raise first.exception()
+
+    async def resumed() -> AsyncIterator[Any]:
+        try:
+            yield await first
+        except StopAsyncIteration:
+            return
+        async for item in items:
+            yield item
+
+    return resumed()
+
+
+class ApiSocketConsumer(AsyncJsonWebsocketConsumer):
+    """The base of request/answer WebSockets: each client frame is a request, answered by a
+    run of frames. `answer` runs one answer as a task; whatever it raises ends it with the
+    wire's error frame, so a request always gets its final frame. Closing the socket cancels
+    the answer in progress."""
+
+    channel_layer_alias = "__no_channel_layer__"
+    wire: ModuleType = aiflowy_wire
+
+    async def websocket_connect(self, message: dict) -> None:
+        self.answering: asyncio.Task | None = None
+        await super().websocket_connect(message)
+
+    def query_param(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    async def send_error(self, exc: BaseException, **extra: Any) -> None:
+        error = as_api_error(exc, where=type(self).__name__)
+        await self.send_json({**self.wire.error_frame(error), **extra})
+
+    @property
+    def busy(self) -> bool:
+        return self.answering is not None and not self.answering.done()
+
+    def answer(self, frames: AsyncIterator[dict], **extra: Any) -> None:
+        """Send `frames` (each with `extra` added) as they come, in a task of their own."""
+
+        async def run() -> None:
+            try:
+                async for frame in frames:
+                    await self.send_json({**frame, **extra})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self.send_error(exc, **extra)
+
+        self.answering = asyncio.create_task(run())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            frames = BadRequest("Send requests as JSON text frames.", code="invalid_json")
+            await self.send_error(frames)
+            return
+        await super().receive(text_data=text_data)
+
+    async def decode_json(self, text_data: str) -> Any:
+        """Undecodable frames reach `receive_json` as None (a request error, not a crash)."""
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def disconnect(self, code: int) -> None:
+        if self.busy:
+            self.answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.answering

@@ -1,0 +1,185 @@
+"""OpenAI's wire shapes for the chat completions and models endpoints.
+
+The `openai` SDKs are the reference client: `created` in epoch seconds, `usage` in
+snake_case, `model` the bot's name (what `GET /v1/models` lists), errors as
+`{"error": {"message", "type", "param", "code"}}` with `type` derived from the status the way
+OpenAI's own API does. A stream is `chat.completion.chunk` events (the role in the first
+delta, `finish_reason` in the last, then the usage chunk if asked) and `[DONE]`; a failure
+after the stream opened is one error event, then `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiflowy.errors import ApiError
+from aiflowy.llm import Completion, StreamEnd
+from aiflowy.sse import sse_event
+
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+# Our codes under the names OpenAI clients know: a bot is what OpenAI calls a model.
+_CODES = {"bot_not_found": "model_not_found"}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's `error.type` for an HTTP status."""
+    if status >= 500:
+        return "api_error"
+    return _ERROR_TYPES.get(status, "invalid_request_error")
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    """OpenAI's error shape, which the openai SDKs parse into their exception classes."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error_type(error.status),
+            "param": error.param,
+            "code": _CODES.get(error.code, error.code),
+        }
+    }
+
+
+def sse_error(error: ApiError) -> bytes:
+    """What ends a stream that failed after it opened: the error, then `[DONE]`."""
+    return sse_event(error_body(error)) + sse_event("[DONE]")
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionHeader:
+    """What every chunk of one answer repeats unchanged: id, creation second and model."""
+
+    id: str
+    created: int
+    model: str
+
+    @classmethod
+    def new(cls, model: str) -> CompletionHeader:
+        return cls(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
+
+
+def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion_body(header: CompletionHeader, completion: Completion) -> dict[str, Any]:
+    """`chat.completion`: the whole answer."""
+    return {
+        "id": header.id,
+        "object": "chat.completion",
+        "created": header.created,
+        "model": header.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": completion.finish_reason,
+            }
+        ],
+        "usage": usage_body(completion.prompt_tokens, completion.completion_tokens),
+    }
+
+
+def chunk_body(
+    header: CompletionHeader,
+    delta: dict,
+    *,
+    finish_reason: str | None = None,
+    include_usage: bool = False,
+) -> dict[str, Any]:
+    """`chat.completion.chunk` with one choice. With `include_usage`, OpenAI sends
+    `"usage": null` on every chunk but the final usage chunk; so do we."""
+    body: dict[str, Any] = {
+        "id": header.id,
+        "object": "chat.completion.chunk",
+        "created": header.created,
+        "model": header.model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if include_usage:
+        body["usage"] = None
+    return body
+
+
+def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> dict[str, Any]:
+    """The chunk after the `finish_reason` chunk when `stream_options.include_usage` is set."""
+    return {
+        "id": header.id,
+        "object": "chat.completion.chunk",
+        "created": header.created,
+        "model": header.model,
+        "choices": [],
+        "usage": usage_body(end.prompt_tokens, end.completion_tokens),
+    }
+
+
+def _text_chunk(header: CompletionHeader, text: str, *, first: bool, include_usage: bool) -> dict:
+    delta = {"role": "assistant", "content": text} if first else {"content": text}
+    return chunk_body(header, delta, include_usage=include_usage)
+
+
+async def completion_chunks(
+    header: CompletionHeader,
+    replies: AsyncIterator[str | StreamEnd],
+    *,
+    include_usage: bool,
+) -> AsyncIterator[dict | StreamEnd]:
+    """The answer's chunks in order: text chunks (the first with the role), then at the end
+    the role (if no text came at all), the `finish_reason` chunk and the usage chunk when
+    asked; the `StreamEnd` itself is passed on last, for a caller that reports after it."""
+    first = True
+    async for item in replies:
+        if isinstance(item, StreamEnd):
+            if first:
+                yield _text_chunk(header, "", first=True, include_usage=include_usage)
+            yield chunk_body(
+                header, {}, finish_reason=item.finish_reason, include_usage=include_usage
+            )
+            if include_usage:
+                yield usage_chunk_body(header, item)
+            yield item
+        else:
+            yield _text_chunk(header, item, first=first, include_usage=include_usage)
+            first = False
+
+
+async def completion_events(
+    header: CompletionHeader,
+    replies: AsyncIterator[str | StreamEnd],
+    *,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """The whole SSE stream of a successful answer, ending with `[DONE]`."""
+    async for chunk in completion_chunks(header, replies, include_usage=include_usage):
+        if not isinstance(chunk, StreamEnd):
+            yield sse_event(chunk)
+    yield sse_event("[DONE]")
+
+
+# --- models -----------------------------------------------------------------------------------
+def model_body(*, name: str, created_at: datetime | None) -> dict[str, Any]:
+    """One bot as an OpenAI model: its `id` is the bot's name (its numeric id is accepted as
+    `model` too)."""
+    created = int(created_at.timestamp()) if created_at else 0
+    return {"id": name, "object": "model", "created": created, "owned_by": "aiflowy"}
+
+
+def model_list_body(models: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "list", "data": list(models)}

@@ -1,0 +1,340 @@
+"""Running workflows for callers, and recording every run exactly once.
+
+Endpoints authenticate and parse, then call `workflow_for_key`, `workflow_inputs_check` and one
+of `workflow_run` (the result when done), `workflow_run_stream` (typed events as they happen)
+or `workflows.background.workflow_run_in_background`. A run that ended on its own is stored
+before its result or final event leaves (so `runStatus`, on any process, knows it); a run the
+caller abandoned is recorded as cancelled, without waiting. The admin's test run is
+`workflow_run_now`, the same path made synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from aiflowy.background import spawn
+from aiflowy.errors import BadRequest, Forbidden, InternalError, NotFound, RunFailed, RunTimedOut
+from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
+from apikeys.selectors import ApiKeyPrincipal
+from workflows.engine import (
+    EngineLimits,
+    InputError,
+    RunResult,
+    StepRecord,
+    run_workflow,
+    validate_inputs,
+)
+from workflows.errors import WorkflowInvalid
+from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition
+from workflows.models import Workflow, WorkflowRun
+from workflows.recorder import RunRecord, run_records_write, run_writer
+from workflows.selectors import WorkflowConfig, workflow_config_get
+
+logger = logging.getLogger(__name__)
+
+EventListener = Callable[[RunEvent], Awaitable[None]]
+Store = Callable[[RunRecord], Awaitable[None]]
+
+
+# --- choosing and checking ---------------------------------------------------------------------
+async def workflow_for_key(api_key: ApiKeyPrincipal, workflow_id: int) -> WorkflowConfig:
+    """The workflow, if it exists, is enabled, is in the key's scope and can run."""
+    workflow = await workflow_config_get(workflow_id)
+    if workflow is None or not workflow.enabled:
+        raise NotFound(
+            f"Workflow {workflow_id} does not exist or is disabled.", code="workflow_not_found"
+        )
+    if not api_key.may_use_workflow(workflow.id):
+        raise Forbidden(f"This API key may not use workflow {workflow_id}.")
+    if workflow.definition is None:
+        raise WorkflowInvalid(
+            f"Workflow {workflow_id} cannot run: its definition is invalid "
+            f"({workflow.definition_error}). The operator has to fix it."
+        )
+    return workflow
+
+
+def _invalid_variables(error: InputError) -> BadRequest:
+    return BadRequest(
+        f"variables: {error.message}", code="invalid_variables", param=error.parameter
+    )
+
+
+def workflow_inputs_check(workflow: WorkflowConfig, variables: Any) -> dict:
+    """The caller's variables checked against the start node and coerced to their data types;
+    a 400 naming the parameter otherwise."""
+    assert workflow.definition is not None
+    try:
+        return validate_inputs(workflow.definition, variables)
+    except InputError as error:
+        raise _invalid_variables(error) from None
+
+
+def engine_limits() -> EngineLimits:
+    return EngineLimits(
+        run_timeout_s=settings.AIFLOWY_WORKFLOW_RUN_TIMEOUT_SECONDS,
+        node_timeout_s=settings.AIFLOWY_WORKFLOW_NODE_TIMEOUT_SECONDS,
+        js_timeout_ms=settings.AIFLOWY_WORKFLOW_JS_TIMEOUT_MS,
+        js_memory_mb=settings.AIFLOWY_WORKFLOW_JS_MEMORY_MB,
+        http_timeout_s=settings.AIFLOWY_WORKFLOW_HTTP_TIMEOUT_SECONDS,
+        http_max_response_bytes=settings.AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES,
+        http_allow_private=settings.AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE,
+        max_parallel_nodes=settings.AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES,
+    )
+
+
+# --- running -----------------------------------------------------------------------------------
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class WorkflowExecution:
+    """One run to do: which workflow, for whom, with which (checked) inputs."""
+
+    workflow: WorkflowConfig
+    inputs: dict
+    api_key_id: int | None
+    source: str
+    run_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=_now)
+    # True when the run's row was written before it ran (background runs).
+    recorded_early: bool = False
+
+
+class _StepWatcher:
+    """Follows the engine's node events, so a cancelled run still shows what each node did up
+    to that moment (the engine returns its steps only from a run that ended on its own)."""
+
+    def __init__(self, forward: EventListener | None) -> None:
+        self.forward = forward
+        self.started: dict[str, tuple[NodeStarted, datetime, float]] = {}
+        self.steps: list[StepRecord] = []
+
+    async def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, NodeStarted):
+            self.started[event.node_id] = (event, _now(), time.monotonic())
+        elif isinstance(event, NodeFinished):
+            started = self.started.pop(event.node_id, None)
+            finished_at = _now()
+            self.steps.append(
+                StepRecord(
+                    node_id=event.node_id,
+                    node_type=event.node_type,
+                    title=event.title,
+                    status=event.status,
+                    inputs={},
+                    outputs=event.outputs or {},
+                    error=event.error,
+                    started_at=started[1] if started else finished_at,
+                    finished_at=finished_at,
+                    duration_ms=event.duration_ms or 0,
+                    attempts=1 if started else 0,
+                )
+            )
+        if self.forward is not None:
+            await self.forward(event)
+
+    def cancelled_steps(self, error: str) -> list[StepRecord]:
+        finished_at = _now()
+        return self.steps + [
+            StepRecord(
+                node_id=node_id,
+                node_type=event.node_type,
+                title=event.title,
+                status=WorkflowRun.Status.CANCELLED,
+                inputs={},
+                outputs={},
+                error=error,
+                started_at=started_at,
+                finished_at=finished_at,
+                duration_ms=max(0, round((time.monotonic() - started_mono) * 1000)),
+                attempts=1,
+            )
+            for node_id, (event, started_at, started_mono) in self.started.items()
+        ]
+
+
+def _record_of(execution: WorkflowExecution, **fields: Any) -> RunRecord:
+    return RunRecord(
+        run_id=execution.run_id,
+        workflow_id=execution.workflow.id,
+        workflow_title=execution.workflow.title,
+        api_key_id=execution.api_key_id,
+        source=execution.source,
+        inputs=execution.inputs,
+        created_at=execution.created_at,
+        existing=execution.recorded_early,
+        **fields,
+    )
+
+
+async def stored_now(record: RunRecord) -> None:
+    """Store a run before its outcome is reported (the default `Store`)."""
+    await run_writer().write(record)
+
+
+async def run_and_record(
+    execution: WorkflowExecution,
+    *,
+    on_event: EventListener | None,
+    stream_tokens: bool,
+    store: Store = stored_now,
+    bots: BotLookup | None = None,
+) -> RunResult:
+    """Run the engine and record the run exactly once, whatever happens."""
+    assert execution.workflow.definition is not None
+    watcher = _StepWatcher(on_event)
+    started_at, started_mono = _now(), time.monotonic()
+
+    def ended(status: str, error: str, steps: list[StepRecord]) -> RunRecord:
+        return _record_of(
+            execution,
+            status=status,
+            error=error,
+            started_at=started_at,
+            finished_at=_now(),
+            duration_ms=max(0, round((time.monotonic() - started_mono) * 1000)),
+            steps=steps,
+        )
+
+    try:
+        outcome = await run_workflow(
+            execution.workflow.definition,
+            execution.inputs,
+            llm=BotLlmPort(stream_tokens=stream_tokens, bots=bots),
+            limits=engine_limits(),
+            on_event=watcher,
+        )
+    except asyncio.CancelledError:
+        reason = "cancelled: the caller went away before the run finished"
+        run_writer().add(
+            ended(WorkflowRun.Status.CANCELLED, reason, watcher.cancelled_steps(reason))
+        )
+        raise
+    except InputError as error:
+        await store(ended(WorkflowRun.Status.FAILED, f"variables: {error.message}", watcher.steps))
+        raise _invalid_variables(error) from None
+    except Exception:
+        logger.exception("Workflow %s run %s crashed", execution.workflow.id, execution.run_id)
+        reason = "internal error in the workflow engine"
+        await store(ended(WorkflowRun.Status.FAILED, reason, watcher.cancelled_steps(reason)))
+        raise InternalError("The workflow engine failed; the operator has the details.") from None
+    await store(
+        _record_of(
+            execution,
+            status=outcome.status,
+            result=outcome.result,
+            error=outcome.error or "",
+            failed_node_id=outcome.failed_node_id or "",
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_ms=outcome.duration_ms,
+            steps=outcome.steps,
+        )
+    )
+    return outcome
+
+
+def run_outcome_error(run_id: uuid.UUID, outcome: RunResult) -> RunFailed | None:
+    """The error a caller gets for a run that produced no result, or None if it succeeded."""
+    if outcome.status == "succeeded":
+        return None
+    error_class = RunTimedOut if outcome.status == "timeout" else RunFailed
+    return error_class(
+        outcome.error or "The workflow run failed.",
+        run_id=str(run_id),
+        node_id=outcome.failed_node_id,
+    )
+
+
+async def workflow_run(execution: WorkflowExecution) -> dict:
+    """Run to the end and return the result; a run without one raises `RunFailed` (naming the
+    node). Cancelling the caller's task cancels the run, which is recorded as cancelled."""
+    outcome = await run_and_record(execution, on_event=None, stream_tokens=False)
+    error = run_outcome_error(execution.run_id, outcome)
+    if error is not None:
+        raise error
+    return outcome.result or {}
+
+
+async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[RunEvent]:
+    """The run's events as they happen: `RunStarted`, the engine's node events and LLM
+    tokens, and a last `RunFinished` (with the run id), sent once the run is stored.
+
+    Closing or cancelling the iterator cancels the run (recorded as cancelled). A run that
+    breaks outside the engine raises here; the transport ends the stream for it.
+    """
+    events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+
+    async def forward(event: RunEvent) -> None:
+        events.put_nowait(event)
+
+    task = spawn(
+        run_and_record(execution, on_event=forward, stream_tokens=True),
+        name=f"workflow-run-{execution.run_id}",
+    )
+    task.add_done_callback(lambda _task: events.put_nowait(None))
+    run_id = str(execution.run_id)
+    yield RunStarted(run_id=run_id, workflow_id=execution.workflow.id)
+    finished: RunFinished | None = None
+    try:
+        while (event := await events.get()) is not None:
+            if isinstance(event, RunFinished):
+                finished = event  # held back until the run is stored
+                continue
+            yield event
+        await task  # raises what broke the run outside the engine
+        assert finished is not None
+        yield RunFinished(
+            status=finished.status, result=finished.result, error=finished.error, run_id=run_id
+        )
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+# --- the admin's test run ----------------------------------------------------------------------
+def workflow_run_now(*, workflow: Workflow, variables: dict) -> tuple[uuid.UUID, RunResult]:
+    """Run synchronously (admin test runs) and record the run before returning.
+
+    Raises `ValidationError` for an invalid definition, or keyed by the parameter's name for
+    an invalid variable.
+    """
+    config = WorkflowConfig.from_model(workflow)
+    if config.definition is None:
+        raise ValidationError(config.definition_error)
+    try:
+        inputs = validate_inputs(config.definition, variables)
+    except InputError as error:
+        raise ValidationError({error.parameter or NON_FIELD_ERRORS: [error.message]}) from None
+    execution = WorkflowExecution(
+        workflow=config, inputs=inputs, api_key_id=None, source=WorkflowRun.Source.ADMIN
+    )
+    records: list[RunRecord] = []
+
+    async def keep(record: RunRecord) -> None:
+        records.append(record)
+
+    # The bots are read here, so the run needs no database: async code hopping back to this
+    # thread for queries would close its connection (and break the request's transaction).
+    outcome = async_to_sync(run_and_record)(
+        execution,
+        on_event=None,
+        stream_tokens=False,
+        store=keep,
+        bots=bots_for_definition(config.definition),
+    )
+    run_records_write(records)
+    return execution.run_id, outcome

@@ -14,7 +14,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from aiflowy.errors import (
     ApiError,
@@ -83,3 +85,15 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
     return Response(wire.error_body(error), status=error.status, headers=headers)
+
+
+class ApiView(APIView):
+    """The base of the external DRF views: a wrong method is a 405 before the key is checked,
+    as on the consumers (DRF alone authenticates first)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method.lower() not in self.http_method_names or not hasattr(
+            self, request.method.lower()
+        ):
+            self.http_method_not_allowed(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)

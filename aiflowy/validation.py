@@ -1,12 +1,30 @@
-"""Request body validation shared by the external endpoints: every failure is a `BadRequest`
-naming the field at fault."""
+"""Request validation shared by every external endpoint: request bodies and query parameters
+are pydantic models validated by `validated()`, and every failure is a `BadRequest` whose
+`param` names the field at fault in the wire's own notation (`messages[0].content`,
+`stream_options.include_usage`) and whose message is one sentence naming it.
+
+The annotated types below are the vocabulary the apps' models share. They refuse what the
+rest of the stack cannot take, so hostile input is a 400 and never a 500: integers beyond
+PostgreSQL's bigint (or beyond Python's 4,300-digit str→int limit), NUL characters (which
+PostgreSQL cannot store) and lone surrogates (which cannot be encoded as UTF-8).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, TypeVar, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, Strict
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from aiflowy.errors import BadRequest
+
+Model = TypeVar("Model", bound=BaseModel)
+
+# The largest id or offset the database takes (PostgreSQL's bigint).
+MAX_BIGINT = 2**63 - 1
 
 
 def json_object(body: bytes) -> dict:
@@ -22,20 +40,176 @@ def json_object(body: bytes) -> dict:
     return data
 
 
-def parse_id(value: Any, field: str) -> int:
-    """Ids are integers; callers may send them as strings (AIFlowy's do)."""
-    if isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be an integer id.", param=field)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise BadRequest(f"'{field}' must be an integer id (or a string of digits).", param=field)
+# --- validated(): pydantic's errors as one BadRequest --------------------------------------------
+def validated(model_class: type[Model], data: Any) -> Model:
+    """`data` (a decoded JSON object, or query parameters as a dict) as an instance of
+    `model_class`, or a `BadRequest` naming the first field at fault."""
+    try:
+        return model_class.model_validate(data)
+    except PydanticValidationError as exc:
+        raise bad_request(exc) from None
 
 
-def parse_bool(value: Any, field: str, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be true or false.", param=field)
+# What pydantic's own error types mean, as the end of a sentence that starts with the field.
+_PHRASES = {
+    "missing": "is required",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "too_long": "must have at most {max_length} items",
+    "string_type": "must be a string",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "is not in the expected format",
+    "string_unicode": "must be valid Unicode text (it contains a lone surrogate)",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_parsing_size": "is too large",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+    "uuid_type": "must be a UUID",
+    "uuid_parsing": "must be a UUID",
+}
+_PYDANTIC_ERROR_TYPES = frozenset(get_args(ErrorType))
+
+
+def wire_path(loc: tuple[str | int, ...]) -> str:
+    """pydantic's error location in the wire's notation: `("messages", 0, "content")` is
+    `messages[0].content`. Fields carry their wire names as aliases, so the names match."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _phrase(error: Any) -> str:
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind == "too_short":
+        minimum = context.get("min_length", 1)
+        return "must not be empty" if minimum == 1 else f"must have at least {minimum} items"
+    if kind in _PHRASES:
+        try:
+            return _PHRASES[kind].format(**context)
+        except (KeyError, IndexError):
+            return f"is invalid ({error['msg']})"
+    if kind not in _PYDANTIC_ERROR_TYPES:  # ours (PydanticCustomError): already a phrase
+        return error["msg"]
+    return f"is invalid ({error['msg']})"
+
+
+def bad_request(exc: PydanticValidationError) -> BadRequest:
+    """The first of pydantic's errors as a 400 naming the field."""
+    error = exc.errors(include_url=False, include_input=False)[0]
+    param = wire_path(error["loc"]) or None
+    phrase = _phrase(error)
+    if param is None:
+        return BadRequest(f"The request {phrase}.")
+    return BadRequest(f"'{param}' {phrase}.", param=param)
+
+
+# --- the shared vocabulary ------------------------------------------------------------------------
+_NOT_UNICODE = _PHRASES["string_unicode"]
+
+
+def text_checked(value: str) -> str:
+    """`value` if PostgreSQL can store it and it encodes as UTF-8: no NUL, no lone surrogate
+    (a `\\ud800` escape in JSON decodes to one)."""
+    if "\x00" in value:
+        raise PydanticCustomError("text_nul", "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError("text_surrogate", _NOT_UNICODE) from None
     return value
+
+
+def _json_checked(value: Any) -> Any:
+    """`text_checked` on every string (keys included) of a decoded JSON value; iterative, so
+    a value nested as deep as the JSON decoder allows cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            text_checked(item)
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                if isinstance(key, str):
+                    text_checked(key)
+                stack.append(member)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+def _json_object(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PydanticCustomError("object_type", "must be an object")
+    return _json_checked(value)
+
+
+def _none_is_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+def integer_between(lo: int, hi: int, phrase: str | None = None) -> PlainValidator:
+    """An integer in [lo, hi], given as a JSON number or as a string of ASCII digits (query
+    strings and form fields, and AIFlowy callers, send numbers as strings). Longer digit
+    strings than the range allows are refused before `int()` sees them."""
+    phrase = phrase or f"must be an integer between {lo} and {hi}"
+    max_digits = len(str(hi))
+
+    def check(value: Any) -> int:
+        if value is None or value == "":
+            raise PydanticCustomError("required", "is required")
+        if type(value) is str:
+            text = value.strip()
+            if text.isascii() and text.isdigit() and len(text) <= max_digits:
+                value = int(text)
+        if type(value) is int and lo <= value <= hi:
+            return value
+        raise PydanticCustomError("integer", phrase)
+
+    return PlainValidator(check)
+
+
+def between(lo: float, hi: float) -> AfterValidator:
+    """A number in [lo, hi] (NaN is not)."""
+
+    def check(value: float) -> float:
+        if not lo <= value <= hi:
+            raise PydanticCustomError("range", f"must be between {lo:g} and {hi:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+# An object's id: a positive integer, or a string of digits as AIFlowy callers send it.
+Id = Annotated[
+    int,
+    integer_between(
+        1, MAX_BIGINT, "must be a positive integer id (a number or a string of digits)"
+    ),
+]
+# true or false, nothing else (no "yes", no 1); null is false.
+Flag = Annotated[bool, BeforeValidator(_none_is_false), Strict()]
+# A string that can be stored and encoded.
+Text = Annotated[str, Strict(), AfterValidator(text_checked)]
+# A JSON object (null is {}) whose strings can be stored and encoded, at any depth.
+JsonObject = Annotated[dict[str, Any], PlainValidator(_json_object)]

@@ -1,13 +1,16 @@
 """The project's benchmark: what aiflowy adds on top of the upstream it calls.
 
-Starts the fake OpenAI-compatible upstream and ONE aiflowy server process (Daphne) on
+Starts the fake OpenAI-compatible upstream and ONE aiflowy server process (`--server`) on
 loopback, with key authentication and history on, then measures with a lean asyncio
 HTTP/1.1 client (pre-built requests, keep-alive, no parsing beyond framing):
 - non-stream chat: median latency at 1 caller, direct to the upstream and through aiflowy;
 - stream: median time to the first token event, direct and through aiflowy;
 - throughput: chats per second through aiflowy at 32 concurrent callers.
 
-    python -m benchmarks.run [--requests 2000] [--concurrency 32] [--endpoint externalChat]
+    python -m benchmarks.run [--requests 2000] [--concurrency 32] [--server daphne|uvicorn]
+        [--endpoint externalChat|openai] [--chat-id]
+
+`make bench` runs it under uvicorn, the production server (`BENCH_ARGS=...` adds options).
 
 Numbers depend on the machine; docs/benchmarks.md records ours. The client, the upstream and
 the server share the machine's cores, so "added" latency is an upper bound.
@@ -128,6 +131,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--endpoint", choices=["externalChat", "openai"], default="externalChat")
     parser.add_argument(
+        "--chat-id",
+        action="store_true",
+        help="openai endpoint with a FastGPT chatId: server-side history read and stored "
+        "before each answer is final",
+    )
+    parser.add_argument(
         "--server",
         choices=["daphne", "uvicorn"],
         default="daphne",
@@ -182,6 +191,8 @@ def main() -> None:
             path, ours = "/api/v1/aiBot/externalChat", {"botId": int(bot_id), "messages": messages}
         else:
             path, ours = "/v1/chat/completions", {"model": bot_id, "messages": messages}
+            if args.chat_id:
+                ours["chatId"] = "bench"
         auth = {"Authorization": f"Bearer {key}"}
         requests = {
             "direct": build_request("/v1/chat/completions", direct, {}),
@@ -228,7 +239,8 @@ def main() -> None:
     d, o = results["direct"], results["ours"]
     ds, os_ = results["direct_stream"], results["ours_stream"]
     c = args.concurrency
-    print(f"endpoint: {path} (one {args.server} process, key auth + history on)")
+    chat_id = " with chatId" if args.endpoint == "openai" and args.chat_id else ""
+    print(f"endpoint: {path}{chat_id} (one {args.server} process, key auth + history on)")
     print(
         f"non-stream p50, 1 caller: upstream direct {d['p50_ms']:.2f} ms, through aiflowy "
         f"{o['p50_ms']:.2f} ms -> added {o['p50_ms'] - d['p50_ms']:.2f} ms"

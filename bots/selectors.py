@@ -80,6 +80,42 @@ async def bot_config_get_by_name(name: str) -> BotConfig | None:
     )
 
 
+def _lookups(name_or_id: str | int) -> list[dict]:
+    """Where a bot named by a caller is looked for: its id (a number, or a string of digits as
+    AIFlowy exports and OpenAI clients write it), then its name."""
+    if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
+        return [{"pk": name_or_id}]
+    text = str(name_or_id).strip()
+    if not text:
+        return []
+    return (
+        [{"pk": int(text)}, {"name": text}]
+        if text.isascii() and text.isdigit()
+        else [{"name": text}]
+    )
+
+
+async def bot_config_find(name_or_id: str | int) -> BotConfig | None:
+    """The bot that `name_or_id` names (by id, then by name), enabled or not; cached."""
+    for lookup in _lookups(name_or_id):
+        if "pk" in lookup:
+            bot = await bot_config_get(lookup["pk"])
+        else:
+            bot = await bot_config_get_by_name(lookup["name"])
+        if bot is not None:
+            return bot
+    return None
+
+
+def bot_config_find_now(name_or_id: str | int) -> BotConfig | None:
+    """`bot_config_find` for synchronous callers, read from the database now."""
+    for lookup in _lookups(name_or_id):
+        bot = _bot_load(**lookup)
+        if bot is not None:
+            return bot
+    return None
+
+
 def bot_configs_list(bot_ids: frozenset[int] | None) -> list[BotConfig]:
     """Enabled bots, limited to `bot_ids` when given (a key's scope)."""
     bots = Bot.objects.select_related("provider").filter(enabled=True).order_by("id")

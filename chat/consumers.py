@@ -18,13 +18,12 @@ from aiflowy.wire import fastgpt as fastgpt_wire
 from aiflowy.wire import openai as openai_wire
 from apikeys.auth import ApiKeyConsumer, ApiKeySocketConsumer
 from apikeys.selectors import ApiKeyPrincipal
+from chat.access import bot_for_model_name, bots_for_key
 from chat.schemas import parse_chat_completion, parse_external_chat
 from chat.services import (
     MODULE_NAME,
-    bot_for_model_name,
     bot_reply,
     bot_reply_stream,
-    bots_for_key,
     chat_module_runs,
     chat_turn_for_completion,
     chat_turn_for_external_chat,

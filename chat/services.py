@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 
-from aiflowy.errors import ApiError, BadRequest, Forbidden, NotFound, UpstreamError, as_api_error
+from aiflowy.errors import ApiError, UpstreamError, as_api_error
 from aiflowy.events import ModuleRun
 from aiflowy.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
 from apikeys.selectors import ApiKeyPrincipal
-from bots.models import Bot
-from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name, bot_configs_list
+from bots.selectors import BotConfig
+from chat.access import bot_for_key, bot_for_model
 from chat.models import Conversation, Message
 from chat.recorder import ExchangeRecord, history_writer
 from chat.schemas import ChatCompletionRequest, ExternalChatRequest
@@ -66,82 +66,6 @@ class ChatTurn:
             if message["role"] == "user":
                 return message["content"]
         return ""
-
-
-async def bot_for_key(api_key: ApiKeyPrincipal, bot_id: int) -> BotConfig:
-    """The bot, if it exists, is enabled and is in the key's scope: 404 / 403 otherwise."""
-    bot = await bot_config_get(bot_id)
-    if bot is None or not bot.enabled:
-        raise NotFound(f"Bot {bot_id} does not exist or is disabled.", code="bot_not_found")
-    if not api_key.may_use_bot(bot.id):
-        raise Forbidden(f"This API key may not use bot {bot_id}.")
-    return bot
-
-
-def _single_bot_id(api_key: ApiKeyPrincipal) -> int | None:
-    if api_key.bot_ids is not None and len(api_key.bot_ids) == 1:
-        return next(iter(api_key.bot_ids))
-    return None
-
-
-async def bot_for_model(api_key: ApiKeyPrincipal, model: str | None) -> BotConfig:
-    """OpenAI-compatible bot selection. A key allowed exactly one bot always talks to it
-    (clients send whatever model name they were built with); otherwise `model` names the bot
-    by name or id. Unknown or disabled: 404 `model_not_found`; outside the key's scope: 403."""
-    single_bot_id = _single_bot_id(api_key)
-    if single_bot_id is not None:
-        bot = await bot_config_get(single_bot_id)
-        if bot is None or not bot.enabled:
-            raise NotFound(
-                "The bot of this API key does not exist or is disabled.", code="bot_not_found"
-            )
-        return bot
-    if model is None:
-        raise BadRequest(
-            "'model' is required: this API key may use several bots; name one by its name or "
-            "its id.",
-            param="model",
-        )
-    return await bot_for_model_name(api_key, model)
-
-
-async def bot_for_model_name(api_key: ApiKeyPrincipal, model: str) -> BotConfig:
-    """The bot `model` names (its name, or its id in digits), enabled and in the key's scope."""
-    bot = None
-    if model.isascii() and model.isdigit():
-        bot = await bot_config_get(int(model))
-    if bot is None:
-        bot = await bot_config_get_by_name(model)
-    if bot is None or not bot.enabled:
-        raise NotFound(
-            f"The bot '{model}' does not exist or is disabled.",
-            code="bot_not_found",
-            param="model",
-        )
-    if not api_key.may_use_bot(bot.id):
-        raise Forbidden(f"This API key may not use the bot '{model}'.", param="model")
-    return bot
-
-
-async def bots_for_key(api_key: ApiKeyPrincipal) -> list[BotConfig]:
-    """The enabled bots the key may use."""
-    return await database_sync_to_async(bot_configs_list)(api_key.bot_ids)
-
-
-def bot_for_history(api_key: ApiKeyPrincipal, bot_id: int | None) -> int:
-    """The bot whose stored conversations the caller asks about: `botId`, or the key's only
-    bot. Disabled bots stay readable (and deletable): disabling stops new answers only."""
-    if bot_id is None:
-        bot_id = _single_bot_id(api_key)
-        if bot_id is None:
-            raise BadRequest(
-                "'botId' is required: this API key may use several bots.", param="botId"
-            )
-    if not Bot.objects.filter(pk=bot_id).exists():
-        raise NotFound(f"Bot {bot_id} does not exist.", code="bot_not_found", param="botId")
-    if not api_key.may_use_bot(bot_id):
-        raise Forbidden(f"This API key may not use bot {bot_id}.", param="botId")
-    return bot_id
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")

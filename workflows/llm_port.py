@@ -15,8 +15,7 @@ from collections.abc import Mapping
 
 from aiflowy.errors import UpstreamError
 from aiflowy.llm import GenerationParams, StreamEnd, llm_complete, llm_stream
-from bots.models import Bot
-from bots.selectors import BotConfig, bot_config_get, bot_config_get_by_name
+from bots.selectors import BotConfig, bot_config_find, bot_config_find_now
 from workflows.engine import LlmAnswer, NodeFailed, WorkflowDefinition
 from workflows.engine.ports import TokenCallback
 
@@ -25,48 +24,31 @@ logger = logging.getLogger(__name__)
 BotLookup = Mapping[str | int, BotConfig]
 
 
-def _lookup_keys(llm_id: str | int | None) -> list[str | int]:
-    """Where to look for the bot: its id (a number or a string of digits), then its name."""
-    if isinstance(llm_id, int) and not isinstance(llm_id, bool):
-        return [llm_id]
-    if isinstance(llm_id, str) and llm_id.strip():
-        text = llm_id.strip()
-        return [int(text), text] if text.isdigit() else [text]
-    return []
+def _llm_ids(definition: WorkflowDefinition) -> set[str | int]:
+    return {
+        node.config["llm_id"]
+        for node in definition.nodes.values()
+        if node.type == "llmNode" and node.config.get("llm_id") not in (None, "")
+    }
 
 
 def bots_for_definition(definition: WorkflowDefinition) -> dict[str | int, BotConfig]:
     """The bots a definition's LLM nodes name, read now (synchronous callers such as the
     admin's test run resolve them up front, so the run itself needs no database)."""
     found: dict[str | int, BotConfig] = {}
-    for node in definition.nodes.values():
-        if node.type != "llmNode":
-            continue
-        for key in _lookup_keys(node.config.get("llm_id")):
-            lookup = {"pk": key} if isinstance(key, int) else {"name": key}
-            bot = Bot.objects.select_related("provider").filter(**lookup).first()
-            if bot is not None:
-                found[key] = BotConfig.from_model(bot)
-                break
+    for llm_id in _llm_ids(definition):
+        bot = bot_config_find_now(llm_id)
+        if bot is not None:
+            found[llm_id] = bot
     return found
 
 
 async def bot_for_llm_id(llm_id: str | int | None, bots: BotLookup | None = None) -> BotConfig:
     """The enabled bot that `llm_id` names (from `bots` when given, else from the database);
     `NodeFailed` with a readable message otherwise."""
-    keys = _lookup_keys(llm_id)
-    if not keys:
+    if llm_id is None or (isinstance(llm_id, str) and not llm_id.strip()):
         raise NodeFailed("the LLM node names no bot (llmId is empty)")
-    bot: BotConfig | None = None
-    for key in keys:
-        if bots is not None:
-            bot = bots.get(key)
-        elif isinstance(key, int):
-            bot = await bot_config_get(key)
-        else:
-            bot = await bot_config_get_by_name(key)
-        if bot is not None:
-            break
+    bot = bots.get(llm_id) if bots is not None else await bot_config_find(llm_id)
     if bot is None:
         raise NodeFailed(f'llmId "{llm_id}" names no bot (give a bot id or a bot name)')
     if not bot.enabled:

@@ -82,10 +82,6 @@ class WorkflowRun(models.Model):
     def __str__(self) -> str:
         return f"{self.workflow_title or self.workflow_id} · {self.run_id}"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
-
 
 class WorkflowStep(models.Model):
     """What one node did in a run, in the order the nodes finished."""

@@ -1,5 +1,5 @@
-"""Validation of workflow request bodies: plain functions that return typed requests or raise a
-`BadRequest` naming the field.
+"""The workflow request bodies as pydantic models, validated through
+`aiflowy.validation.validated`: a typed request, or a `BadRequest` naming the field.
 
 AIFlowy callers send getRunningParams as a form field (`id=…`, its documented form), as a
 query parameter (`GET ?id=…`, what its 1.x server served) or as JSON; all three are accepted.
@@ -7,50 +7,97 @@ query parameter (`GET ?id=…`, what its 1.x server served) or as JSON; all thre
 
 from __future__ import annotations
 
-import json
+import codecs
+import io
 import uuid
-from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.core.exceptions import SuspiciousOperation
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.http import parse_header_parameters
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
 from aiflowy.errors import BadRequest
-from aiflowy.validation import parse_bool, parse_id
+from aiflowy.validation import Flag, Id, JsonObject, json_object, validated
+
+_FROZEN = ConfigDict(frozen=True)
 
 
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    workflow_id: int
-    variables: dict
-    stream: bool
-    run_async: bool
+class RunRequest(BaseModel):
+    """`run`: `{id, variables, stream, async}`."""
+
+    model_config = _FROZEN
+
+    workflow_id: Id = Field(alias="id")
+    variables: JsonObject = Field(default_factory=dict)
+    stream: Flag = False
+    run_async: Flag = Field(False, alias="async")
+
+    @field_validator("run_async")
+    @classmethod
+    def _not_both(cls, run_async: bool, info: ValidationInfo) -> bool:
+        if run_async and info.data.get("stream"):
+            raise PydanticCustomError("run_mode", "cannot be true when 'stream' is true")
+        return run_async
+
+
+class WorkflowIdRequest(BaseModel):
+    """getRunningParams: the workflow's `id`."""
+
+    model_config = _FROZEN
+
+    workflow_id: Id = Field(alias="id")
+
+
+class RunIdRequest(BaseModel):
+    """runStatus: the run's `runId`."""
+
+    model_config = _FROZEN
+
+    run_id: uuid.UUID = Field(alias="runId")
+
+
+# --- the body's fields, whatever its form ---------------------------------------------------------
+class _SkipFiles(FileUploadHandler):
+    """Fields only: every file part is skipped unread."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        raise SkipFile
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        return None
+
+    def file_complete(self, file_size: int) -> None:
+        return None
 
 
 def _multipart_fields(body: bytes, content_type: str) -> dict[str, str]:
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
-    )
-    fields: dict[str, str] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name and part.get_filename() is None:
-            payload = part.get_payload(decode=True) or b""
-            fields.setdefault(str(name), payload.decode(part.get_content_charset() or "utf-8"))
-    return fields
+    """A multipart form's fields (the first value of each), parsed by Django's own parser
+    with its limits (`DATA_UPLOAD_MAX_NUMBER_FIELDS`…); the charset is the Content-Type's."""
+    _, params = parse_header_parameters(content_type)
+    charset = params.get("charset") or "utf-8"
+    codecs.lookup(charset)  # LookupError: an unknown charset
+    meta = {"CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(body))}
+    parser = MultiPartParser(meta, io.BytesIO(body), [_SkipFiles()], encoding=charset)
+    post, _files = parser.parse()
+    return {name: values[0] for name, values in post.lists() if values}
 
 
 def request_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
     """The fields of a JSON object, urlencoded form or multipart form body."""
     if not body.strip():
         return {}
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, params = (content_type or "").partition(";")
+    kind = kind.strip().lower()
     if kind == "multipart/form-data":
         try:
-            return _multipart_fields(body, content_type or "")
-        except (ValueError, UnicodeDecodeError):
+            return _multipart_fields(body, f"{kind};{params}")
+        except (MultiPartParserError, SuspiciousOperation, LookupError, ValueError):
+            # ValueError covers UnicodeError and binascii.Error; LookupError, a charset that
+            # is unknown or not a text encoding.
             raise BadRequest("The multipart form body cannot be read.") from None
     if kind == "application/x-www-form-urlencoded" or (
         kind != "application/json" and not body.lstrip().startswith(b"{")
@@ -60,53 +107,24 @@ def request_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise BadRequest("The form body is not UTF-8.") from None
         return {key: values[0] for key, values in parse_qs(text).items()}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object.", code="invalid_json")
-    return data
+    return json_object(body)
+
+
+def _field_or_query(fields: dict[str, Any], name: str, query_value: str | None) -> dict:
+    """`{name: value}` from the body's fields, else from the query string; blank is absent."""
+    value = fields.get(name)
+    if value is None or value == "":
+        value = query_value
+    return {} if value is None or value == "" else {name: value}
 
 
 def parse_workflow_id(fields: dict[str, Any], query_id: str | None) -> int:
-    value = fields.get("id")
-    if value in (None, ""):
-        value = query_id
-    if value in (None, ""):
-        raise BadRequest("'id' (the workflow id) is required.", param="id")
-    return parse_id(value, "id")
+    return validated(WorkflowIdRequest, _field_or_query(fields, "id", query_id)).workflow_id
 
 
 def parse_run(data: dict) -> RunRequest:
-    if data.get("id") in (None, ""):
-        raise BadRequest("'id' (the workflow id) is required.", param="id")
-    variables = data.get("variables")
-    if variables is None:
-        variables = {}
-    if not isinstance(variables, dict):
-        raise BadRequest(
-            "'variables' must be a JSON object of the workflow's inputs.", param="variables"
-        )
-    stream = parse_bool(data.get("stream"), "stream")
-    run_async = parse_bool(data.get("async"), "async")
-    if stream and run_async:
-        raise BadRequest("'stream' and 'async' cannot both be true.", param="async")
-    return RunRequest(
-        workflow_id=parse_id(data["id"], "id"),
-        variables=variables,
-        stream=stream,
-        run_async=run_async,
-    )
+    return validated(RunRequest, data)
 
 
 def parse_run_id(fields: dict[str, Any], query_run_id: str | None) -> uuid.UUID:
-    value = fields.get("runId")
-    if value in (None, ""):
-        value = query_run_id
-    if value in (None, ""):
-        raise BadRequest("'runId' is required.", param="runId")
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise BadRequest("'runId' is not a run id.", param="runId") from None
+    return validated(RunIdRequest, _field_or_query(fields, "runId", query_run_id)).run_id

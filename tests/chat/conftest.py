@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import openai
 import pytest
 
-from chat.models import Conversation, Message
+from chat.models import Message
 from tests.conftest import wait_until
 
 COMPLETIONS = "/v1/chat/completions"
@@ -91,6 +91,3 @@ def stored_answers(count: int, **filters) -> list[Message]:
         )
     )
 
-
-def chat_conversation(**filters) -> Conversation:
-    return wait_until(lambda: Conversation.objects.filter(**filters).first())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aiflowy.wire.aiflowy import running_params_body
 from workflows.engine import (
     DefinitionError,
     WorkflowDefinition,
@@ -293,10 +294,15 @@ def test_it_rejects_an_end_node_that_cannot_be_reached():
         parse_definition(flow)
 
 
+def as_listed(parameter) -> dict:
+    """The parameter as getRunningParams lists it (AIFlowy's wire)."""
+    return running_params_body(title="", description="", parameters=[parameter])["parameters"][0]
+
+
 def test_input_parameters_report_refType_as_written_and_form_hints():
     raw = json.loads((DATA / "aiflowy_export.json").read_text("utf-8"))
     params = input_parameters(parse_definition(raw))
-    assert params[0].as_api_dict() == {
+    assert as_listed(params[0]) == {
         "id": "3BE5GftyH8y7CUfF",
         "name": "ipAddress",
         "dataType": "String",
@@ -308,7 +314,7 @@ def test_input_parameters_report_refType_as_written_and_form_hints():
         "formPlaceholder": "例如 218.86.179.185",
     }
     assert params[1].default_value == "zh-CN"
-    assert set(params[1].as_api_dict()) == {
+    assert set(as_listed(params[1])) == {
         "id",
         "name",
         "dataType",
@@ -323,7 +329,7 @@ def test_input_parameters_default_refType_to_input():
     flow["nodes"][0]["data"]["parameters"] = [{"name": "q", "description": "问题"}]
     flow["nodes"][1]["data"]["outputDefs"] = []
     (param,) = input_parameters(parse_definition(flow))
-    assert param.as_api_dict() == {
+    assert as_listed(param) == {
         "id": None,
         "name": "q",
         "dataType": "String",

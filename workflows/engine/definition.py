@@ -375,19 +375,6 @@ class StartParameter:
     enums: list[Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def as_api_dict(self) -> dict[str, Any]:
-        """AIFlowy's shape: id, name, dataType, description, refType, required (+ form hints)."""
-        result: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "dataType": self.data_type,
-            "description": self.description,
-            "refType": self.ref_type,
-            "required": self.required,
-        }
-        result.update(self.extra)
-        return result
-
 
 def input_parameters(defn: WorkflowDefinition) -> list[StartParameter]:
     """The start node's parameters; ``refType`` and ``dataType`` as written in the definition."""

@@ -1,5 +1,9 @@
 """Run a validated workflow: topological, concurrent, with retries and time limits.
 
+(Longer than our usual module on purpose: it is one state machine, the scheduler of a run,
+whose steps, events, time limits and cancellation read best together. What each node type
+does lives in ``nodes/``, one module per type.)
+
 How a run proceeds (our semantics, which fix Tinyflow's where the compatibility table says so):
 
 * The start node runs first; the run's memory starts with the caller's (validated) variables.

@@ -7,9 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apikeys.models import ApiKey
 from apikeys.services import api_key_create
-from bots.models import Bot
-from workflows.models import Workflow
 
 
 def _parse_expiry(value: str):
@@ -51,13 +50,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        missing_bots = set(options["bots"]) - set(
-            Bot.objects.filter(pk__in=options["bots"]).values_list("pk", flat=True)
-        )
+        missing_bots = set(options["bots"]) - _existing_ids("allowed_bots", options["bots"])
         if missing_bots:
             raise CommandError(f"No bot with id {', '.join(map(str, sorted(missing_bots)))}.")
-        missing_workflows = set(options["workflows"]) - set(
-            Workflow.objects.filter(pk__in=options["workflows"]).values_list("pk", flat=True)
+        missing_workflows = set(options["workflows"]) - _existing_ids(
+            "allowed_workflows", options["workflows"]
         )
         if missing_workflows:
             raise CommandError(
@@ -75,3 +72,11 @@ class Command(BaseCommand):
             f"Created API key {api_key.name!r} ({api_key.prefix}…). It is shown once, below:"
         )
         self.stdout.write(raw_key)
+
+
+def _existing_ids(scope_field: str, ids: list[int]) -> set[int]:
+    """Which of `ids` exist in the model a key's scope field points at (bots, workflows),
+    reached through the relation the key declares, so that `apikeys` does not import the apps
+    whose endpoints it authenticates."""
+    model = ApiKey._meta.get_field(scope_field).related_model
+    return set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
@@ -137,12 +137,20 @@ class ApiConsumer(AsyncHttpConsumer):
         await self.send_body(body)
 
     async def send_sse_stream(
-        self, events: AsyncIterator[bytes], *, on_error: StreamError | None = None
+        self,
+        events: AsyncIterator[bytes],
+        *,
+        source: AsyncGenerator | None = None,
+        on_error: StreamError | None = None,
     ) -> None:
         """Open an event stream and send already-framed events as they come, with `: ping`
         while idle; then close it. Whatever the events raise ends the stream with the family's
         final error frame(s) (`on_error`, by default the wire's `sse_error`): the caller always
-        gets a final event. Cancellation (the client left) closes nothing: nobody listens.
+        gets a final event. Cancellation (the client left) sends nothing: nobody listens.
+
+        `source` is the service's generator the events are rendered from: a failure outside it
+        (in rendering) is thrown into it, and a cancellation closes it, so that it records its
+        outcome once, at once, and before the final frame, and lets go of its upstream.
 
         One pinger task watches for silence, instead of a timeout around every event: an
         event costs one send, nothing more.
@@ -158,9 +166,10 @@ class ApiConsumer(AsyncHttpConsumer):
                 await self.send_body(event, more_body=True)
                 self.last_sent = time.monotonic()
         except asyncio.CancelledError:
+            await close_source(source)
             raise
         except Exception as exc:
-            error = as_api_error(exc, where=type(self).__name__)
+            error = await break_source(source, exc, where=type(self).__name__)
             await self.send_body((on_error or self.wire.sse_error)(error), more_body=True)
         finally:
             pinger.cancel()
@@ -175,6 +184,28 @@ class ApiConsumer(AsyncHttpConsumer):
                 self.last_sent = time.monotonic()
                 idle = 0.0
             await asyncio.sleep(interval - idle)
+
+
+async def close_source(source: AsyncGenerator | None) -> None:
+    """Close a stream's producer that its consumer abandoned (the client left)."""
+    if source is not None:
+        with contextlib.suppress(Exception):
+            await source.aclose()
+
+
+async def break_source(source: AsyncGenerator | None, exc: Exception, *, where: str) -> ApiError:
+    """The error to show for a stream that failed with `exc`, after its producer (`source`)
+    has been told: a failure in the producer itself has already ended it; one outside (a
+    rendering bug) is thrown into it, where it is recorded (once, as an error) and re-raised
+    as the `ApiError` to show. Logged once, by whoever first turned it into an `ApiError`."""
+    if source is not None:
+        try:
+            await source.athrow(exc)
+        except ApiError as raised:
+            return raised
+        except Exception:
+            pass
+    return as_api_error(exc, where=where)
 
 
 async def first_item_within(items: AsyncIterator[Any], *, seconds: float) -> AsyncIterator[Any]:
@@ -235,17 +266,23 @@ class ApiSocketConsumer(AsyncJsonWebsocketConsumer):
     def busy(self) -> bool:
         return self.answering is not None and not self.answering.done()
 
-    def answer(self, frames: AsyncIterator[dict], **extra: Any) -> None:
-        """Send `frames` (each with `extra` added) as they come, in a task of their own."""
+    def answer(
+        self, frames: AsyncIterator[dict], *, source: AsyncGenerator | None = None, **extra: Any
+    ) -> None:
+        """Send `frames` (each with `extra` added) as they come, in a task of their own; a
+        failure ends them with an error frame, after `source` (as in `send_sse_stream`) has
+        recorded it."""
 
         async def run() -> None:
             try:
                 async for frame in frames:
                     await self.send_json({**frame, **extra})
             except asyncio.CancelledError:
+                await close_source(source)
                 raise
             except Exception as exc:
-                await self.send_error(exc, **extra)
+                error = await break_source(source, exc, where=type(self).__name__)
+                await self.send_json({**self.wire.error_frame(error), **extra})
 
         self.answering = asyncio.create_task(run())
 

@@ -70,7 +70,9 @@ def _note_used(api_key_id: int) -> None:
     ):
         return
     _last_used_written[api_key_id] = now
-    spawn(database_sync_to_async(api_key_mark_used)(api_key_id=api_key_id), name="key-last-used")
+    # Not thread-sensitive: a DRF view's sync thread may be gone by the time this runs.
+    mark_used = database_sync_to_async(api_key_mark_used, thread_sensitive=False)
+    spawn(mark_used(api_key_id=api_key_id), name="key-last-used")
 
 
 class ApiKeyConsumer(ApiConsumer):

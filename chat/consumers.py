@@ -37,7 +37,8 @@ class ExternalChatConsumer(ApiKeyConsumer):
         request = parse_external_chat(json_object(body))
         turn = await chat_turn_for_external_chat(api_key, request)
         if request.stream:
-            await self.send_sse_stream(aiflowy_wire.answer_events(bot_reply_stream(turn)))
+            replies = bot_reply_stream(turn)
+            await self.send_sse_stream(aiflowy_wire.answer_events(replies), source=replies)
             return
         await self.send_json(aiflowy_wire.answer_body(await bot_reply(turn)))
 
@@ -63,9 +64,8 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
             await self.send_json(answer)
             return
         # An upstream failure that comes at once is answered with its real status.
-        replies = await first_item_within(
-            bot_reply_stream(turn), seconds=settings.AIFLOWY_SSE_PING_SECONDS
-        )
+        stream = bot_reply_stream(turn)
+        replies = await first_item_within(stream, seconds=settings.AIFLOWY_SSE_PING_SECONDS)
         if request.detail:
             await self.send_sse_stream(
                 fastgpt_wire.detail_events(
@@ -75,11 +75,13 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
                     include_usage=request.include_usage,
                     modules=lambda end: chat_module_runs(turn, end),
                 ),
+                source=stream,
                 on_error=fastgpt_wire.sse_error,
             )
             return
         await self.send_sse_stream(
-            openai_wire.completion_events(header, replies, include_usage=request.include_usage)
+            openai_wire.completion_events(header, replies, include_usage=request.include_usage),
+            source=stream,
         )
 
 
@@ -119,4 +121,5 @@ class BotChatSocketConsumer(ApiKeySocketConsumer):
         except Exception as exc:
             await self.send_error(exc, requestId=request_id)
             return
-        self.answer(aiflowy_wire.answer_frames(bot_reply_stream(turn)), requestId=request_id)
+        replies = bot_reply_stream(turn)
+        self.answer(aiflowy_wire.answer_frames(replies), source=replies, requestId=request_id)

@@ -68,8 +68,10 @@ class RunConsumer(ApiKeyConsumer):
         run_id = str(execution.run_id)
         if request.stream:
             execution.source = WorkflowRun.Source.STREAM
+            run_events = workflow_run_stream(execution)
             await self.send_sse_stream(
-                workflow_wire.events(workflow_run_stream(execution)),
+                workflow_wire.events(run_events),
+                source=run_events,
                 on_error=partial(workflow_wire.sse_error, run_id=run_id),
             )
         elif request.run_async:

@@ -11,6 +11,7 @@ caller abandoned is recorded as cancelled, without waiting. The admin's test run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -24,7 +25,15 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from aiflowy.background import spawn
-from aiflowy.errors import BadRequest, Forbidden, InternalError, NotFound, RunFailed, RunTimedOut
+from aiflowy.errors import (
+    BadRequest,
+    Forbidden,
+    InternalError,
+    NotFound,
+    RunFailed,
+    RunTimedOut,
+    as_api_error,
+)
 from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
 from apikeys.selectors import ApiKeyPrincipal
 from workflows.engine import (
@@ -111,6 +120,9 @@ class WorkflowExecution:
     created_at: datetime = field(default_factory=_now)
     # True when the run's row was written before it ran (background runs).
     recorded_early: bool = False
+    # Set when the run is stopped because its stream broke outside the engine: the run is
+    # then recorded as failed for this reason, not as cancelled by its caller.
+    broken: str = ""
 
 
 class _StepWatcher:
@@ -218,6 +230,10 @@ async def run_and_record(
             on_event=watcher,
         )
     except asyncio.CancelledError:
+        if execution.broken:
+            reason = execution.broken
+            await store(ended(WorkflowRun.Status.FAILED, reason, watcher.cancelled_steps(reason)))
+            raise
         reason = "cancelled: the caller went away before the run finished"
         run_writer().add(
             ended(WorkflowRun.Status.CANCELLED, reason, watcher.cancelled_steps(reason))
@@ -300,6 +316,17 @@ async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[Run
         yield RunFinished(
             status=finished.status, result=finished.result, error=finished.error, run_id=run_id
         )
+    except Exception as exc:
+        if task.done():
+            raise
+        # Thrown in by the transport: rendering the events failed. Stop the run and record it
+        # as failed before the stream's final frame is sent.
+        error = as_api_error(exc, where="workflow_run_stream")
+        execution.broken = "internal error while streaming the run"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise error from None
     finally:
         if not task.done():
             task.cancel()

@@ -41,9 +41,10 @@ def key_from_authorization(value: str | None) -> str | None:
 
 
 async def authenticate(
-    authorization: str | None, *, query_key: str | None = None
+    authorization: str | None, *, query_key: str | None = None, note_use: bool = True
 ) -> ApiKeyPrincipal:
-    """The caller's key principal, after the rate limit; 401 / 429 otherwise."""
+    """The caller's key principal, after the rate limit; 401 / 429 otherwise. Its last use
+    is written in the background (`note_use=False`: the caller writes it itself)."""
     raw_key = key_from_authorization(authorization) or query_key
     if raw_key is None:
         raise Unauthorized(
@@ -58,21 +59,24 @@ async def authenticate(
     if principal.is_expired:
         raise Unauthorized("This API key has expired.", code="api_key_expired")
     await rate_limit_hit(principal.id, principal.rate_limit_per_minute)
-    _note_used(principal.id)
+    if note_use and _use_due(principal.id):
+        spawn(
+            database_sync_to_async(api_key_mark_used)(api_key_id=principal.id),
+            name="key-last-used",
+        )
     return principal
 
 
-def _note_used(api_key_id: int) -> None:
+def _use_due(api_key_id: int) -> bool:
+    """Whether this process should write the key's `last_used_at` now (and note that it did)."""
     now = time.monotonic()
     if (
         now - _last_used_written.get(api_key_id, -LAST_USED_WRITE_INTERVAL)
         < LAST_USED_WRITE_INTERVAL
     ):
-        return
+        return False
     _last_used_written[api_key_id] = now
-    # Not thread-sensitive: a DRF view's sync thread may be gone by the time this runs.
-    mark_used = database_sync_to_async(api_key_mark_used, thread_sensitive=False)
-    spawn(mark_used(api_key_id=api_key_id), name="key-last-used")
+    return True
 
 
 class ApiKeyConsumer(ApiConsumer):
@@ -139,9 +143,14 @@ class ApiKeyAuthentication(BaseAuthentication):
         # Under ASGI this runs on the server's event loop (asgiref hands it back there), so the
         # key cache and the rate limiter's Redis client are the ones the consumers use.
         try:
-            principal = async_to_sync(authenticate)(request.headers.get("Authorization"))
+            principal = async_to_sync(authenticate)(
+                request.headers.get("Authorization"), note_use=False
+            )
         except ApiError as error:
             raise ApiErrorRaised(error) from None
+        # This is the view's own thread: a background write from here would outlive it.
+        if _use_due(principal.id):
+            api_key_mark_used(api_key_id=principal.id)
         return ApiKeyUser(principal), principal
 
     def authenticate_header(self, request: Request) -> str:

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,9 +46,9 @@ def fake_upstream() -> Iterator[FakeUpstream]:
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """Daphne serving config.asgi:application against the test database."""
+def serve_test_database(django_db_blocker, *, log_name: str) -> Iterator[str]:
+    """Daphne serving config.asgi:application against the test database, for as long as the
+    generator is suspended (a fixture body); its log goes to `.pytest_cache/<log_name>`."""
     with django_db_blocker.unblock():
         database_url = _database_url()
     env = {
@@ -56,9 +57,15 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
         "DATABASE_URL": database_url,
         "AIFLOWY_SSE_PING_SECONDS": os.environ.get("AIFLOWY_SSE_PING_SECONDS", "10"),
     }
-    process, url = start_daphne(env=env, log_path=ROOT / ".pytest_cache" / "daphne.log")
+    process, url = start_daphne(env=env, log_path=ROOT / ".pytest_cache" / log_name)
     yield url
     stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """Daphne serving config.asgi:application against the test database."""
+    yield from serve_test_database(django_db_blocker, log_name="daphne.log")
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +183,63 @@ def assert_sse_headers(response) -> None:
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
+
+
+# --- reading answers ----------------------------------------------------------------------------
+def sse_events(text: str) -> list[tuple[str | None, str]]:
+    """(event name or None, data) for each SSE event of a body; comments are skipped."""
+    events = []
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data.append(line[len("data: ") :])
+        if data:
+            events.append((name, "\n".join(data)))
+    return events
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def sse_parsed(text: str) -> list[tuple[str | None, Any]]:
+    """`sse_events` with each data parsed as JSON, or kept as text (`[DONE]`)."""
+    return [(name, _json_or_text(data)) for name, data in sse_events(text)]
+
+
+def sse_json(text: str) -> list[Any]:
+    """The data of each event: parsed JSON, or the raw string (`[DONE]`)."""
+    return [data for _, data in sse_parsed(text)]
+
+
+def post_raw(
+    http: httpx.Client, url: str, api_key: str, body: Any, content_type: str = "application/json"
+) -> httpx.Response:
+    """POST `body` as given (bytes, or JSON with ASCII escapes, so that NUL and lone
+    surrogates reach the server as the JSON text a hostile caller would send)."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode("ascii")
+    return http.post(
+        url,
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": content_type},
+        content=raw,
+    )
+
+
+def aiflowy_bad_request(response: httpx.Response, param: str | None) -> dict:
+    """AIFlowy's 400: `{"errorCode": 400, "message", "param"}`, naming `param` (quoted in the
+    message too) when a field is at fault."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert set(body) <= {"errorCode", "message", "param"}, body
+    assert body["errorCode"] == 400
+    assert isinstance(body["message"], str) and body["message"]
+    assert body.get("param") == param, body
+    if param is not None:
+        assert f"'{param}'" in body["message"], body
+    return body

@@ -3,14 +3,13 @@ helpers to read SSE bodies and stored history."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 
 import openai
 import pytest
 
 from chat.models import Message
-from tests.conftest import wait_until
+from tests.conftest import sse_events, sse_json, wait_until  # noqa: F401 (re-exported)
 
 COMPLETIONS = "/v1/chat/completions"
 
@@ -46,26 +45,6 @@ def make_async_openai(live_server_url, transactional_db) -> Callable[..., openai
     return make
 
 
-def sse_events(text: str) -> list[tuple[str | None, str]]:
-    """(event name or None, data) for each SSE event of a body; comments are skipped."""
-    events = []
-    for block in text.split("\n\n"):
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                data.append(line[len("data: ") :])
-        if data:
-            events.append((name, "\n".join(data)))
-    return events
-
-
-def sse_json(text: str) -> list[dict | str]:
-    """The data of each event: parsed JSON, or the raw string (`[DONE]`)."""
-    return [data if data == "[DONE]" else json.loads(data) for _, data in sse_events(text)]
-
-
 def user(text: str) -> dict:
     return {"role": "user", "content": text}
 
@@ -90,4 +69,3 @@ def stored_answers(count: int, **filters) -> list[Message]:
             else None
         )
     )
-

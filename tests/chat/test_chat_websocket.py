@@ -18,7 +18,7 @@ async def make_bot_async(make_bot, **fields):
     return await database_sync_to_async(make_bot)(**fields)
 
 
-async def _frames_until_end(socket: WebsocketCommunicator) -> list[dict]:
+async def frames_until_end(socket: WebsocketCommunicator) -> list[dict]:
     frames = []
     while True:
         frame = await socket.receive_json_from(timeout=10)
@@ -47,7 +47,7 @@ async def test_it_streams_start_middle_end_frames_with_the_request_id(bot, api_k
                 "messages": [{"role": "user", "content": "one two"}],
             }
         )
-        frames = await _frames_until_end(socket)
+        frames = await frames_until_end(socket)
         await socket.disconnect()
     assert [f["status"] for f in frames] == ["START", "MIDDLE", "MIDDLE", "END"]
     assert {f["requestId"] for f in frames} == {"r1"}
@@ -76,7 +76,7 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(bot, api_
         assert (error["errorCode"], error["requestId"]) == (400, 7)
         assert "messages" in error["message"]
         await socket.send_json_to({"botId": bot.id, "messages": [{"role": "user", "content": "x"}]})
-        assert (await _frames_until_end(socket))[-1]["status"] == "END"
+        assert (await frames_until_end(socket))[-1]["status"] == "END"
         await socket.disconnect()
 
 

@@ -11,13 +11,9 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from chat.models import Conversation, Message
-from tests.conftest import assert_sse_headers, post_and_hang_up, wait_until
+from tests.conftest import assert_sse_headers, post_and_hang_up, sse_json, wait_until
 
 URL = "/api/v1/aiBot/externalChat"
-
-
-def sse_events(text: str) -> list[dict]:
-    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
 
 
 def assistant_message(**filters) -> Message:
@@ -107,7 +103,7 @@ def test_it_streams_start_middle_end_token_by_token(http, bot, api_key, scheme):
         assert response.status_code == 200
         assert_sse_headers(response)
         text = response.read().decode()
-    events = sse_events(text)
+    events = sse_json(text)
     statuses = [event["status"] for event in events]
     assert statuses == ["START", "MIDDLE", "MIDDLE", "MIDDLE", "END"]
     assert "".join(e["choices"]["delta"]["content"] for e in events) == "Echo: one two three"
@@ -178,7 +174,7 @@ def test_upstream_failure_mid_stream_ends_with_error_event_and_stores_partial(
             "messages": [{"role": "user", "content": "a b c d"}],
         },
     )
-    events = sse_events(response.text)
+    events = sse_json(response.text)
     assert [e["status"] for e in events] == ["START", "MIDDLE", "ERROR"]
     assert events[-1]["errorCode"] == 502
     assert events[-1]["message"]
@@ -220,7 +216,7 @@ def test_upstream_error_before_first_token_in_a_stream_is_an_error_event(http, m
         },
     )
     assert response.status_code == 200
-    events = sse_events(response.text)
+    events = sse_json(response.text)
     assert [e["status"] for e in events] == ["ERROR"]
     assert events[0]["errorCode"] == 502
 

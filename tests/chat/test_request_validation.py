@@ -8,12 +8,12 @@ cannot store and UTF-8 cannot encode."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from tests.chat.conftest import COMPLETIONS, user
+from tests.conftest import aiflowy_bad_request, post_raw
 
 EXTERNAL_CHAT = "/api/v1/aiBot/externalChat"
 HISTORIES = "/api/v1/chat/histories"
@@ -22,29 +22,6 @@ RECORDS = "/api/v1/chat/records"
 NUL = "a\x00b"
 SURROGATE = "a\ud800b"
 HUGE_DIGITS = "9" * 5000
-
-
-def post_raw(http, url: str, api_key: str, body: Any) -> Any:
-    """POST `body` as JSON bytes with ASCII escapes (lone surrogates survive the trip)."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode("ascii")
-    return http.post(
-        url,
-        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-        content=raw,
-    )
-
-
-def aiflowy_error(response, param: str | None) -> dict:
-    """AIFlowy's error shape: `{"errorCode": 400, "message", "param"}`, `param` named."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert set(body) <= {"errorCode", "message", "param"}, body
-    assert body["errorCode"] == 400
-    assert isinstance(body["message"], str) and body["message"]
-    assert body.get("param") == param, body
-    if param is not None:
-        assert f"'{param}'" in body["message"], body
-    return body
 
 
 def openai_error(response, param: str | None) -> dict:
@@ -100,15 +77,17 @@ def external(**fields) -> dict:
     ],
 )
 def test_external_chat_names_the_field_at_fault(http, api_key, body, param):
-    aiflowy_error(post_raw(http, EXTERNAL_CHAT, api_key, body), param)
+    aiflowy_bad_request(post_raw(http, EXTERNAL_CHAT, api_key, body), param)
 
 
 def test_external_chat_says_what_is_wrong_in_one_sentence(http, api_key):
-    body = aiflowy_error(post_raw(http, EXTERNAL_CHAT, api_key, external(botId="abc")), "botId")
+    body = aiflowy_bad_request(
+        post_raw(http, EXTERNAL_CHAT, api_key, external(botId="abc")), "botId"
+    )
     assert body["message"] == (
         "'botId' must be a positive integer id (a number or a string of digits)."
     )
-    body = aiflowy_error(post_raw(http, EXTERNAL_CHAT, api_key, external(botId="")), "botId")
+    body = aiflowy_bad_request(post_raw(http, EXTERNAL_CHAT, api_key, external(botId="")), "botId")
     assert body["message"] == "'botId' is required."
 
 
@@ -277,7 +256,7 @@ def test_unknown_fields_are_ignored_and_known_aliases_are_taken(http, bot, api_k
 def test_history_queries_name_the_parameter_at_fault(http, bot, api_key, url, params, param):
     params = {k: bot.id if v == "{bot}" else v for k, v in params.items()}
     response = http.get(url, headers={"Authorization": f"Bearer {api_key}"}, params=params)
-    aiflowy_error(response, param)
+    aiflowy_bad_request(response, param)
 
 
 def test_history_delete_refuses_a_nul_chat_id(http, bot, api_key):
@@ -286,7 +265,7 @@ def test_history_delete_refuses_a_nul_chat_id(http, bot, api_key):
         headers={"Authorization": f"Bearer {api_key}"},
         params={"botId": bot.id, "chatId": NUL},
     )
-    aiflowy_error(response, "chatId")
+    aiflowy_bad_request(response, "chatId")
 
 
 def test_history_query_says_what_is_wrong_in_one_sentence(http, bot, api_key):
@@ -295,7 +274,7 @@ def test_history_query_says_what_is_wrong_in_one_sentence(http, bot, api_key):
         headers={"Authorization": f"Bearer {api_key}"},
         params={"botId": bot.id, "pageSize": 101},
     )
-    body = aiflowy_error(response, "pageSize")
+    body = aiflowy_bad_request(response, "pageSize")
     assert body["message"] == "'pageSize' must be an integer between 1 and 100."
 
 

@@ -8,7 +8,6 @@ shared `fake_upstream`, and a workflow's LLM call writes a run, not a chat messa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,23 +79,6 @@ def assert_openai_error(body: Any, status: int) -> None:
 
 
 # --- SSE ----------------------------------------------------------------------------------------
-def sse_events(text: str) -> list[tuple[str | None, Any]]:
-    """(event name or None, data parsed as JSON, or the raw string such as `[DONE]`)."""
-    events: list[tuple[str | None, Any]] = []
-    for block in text.split("\n\n"):
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                data.append(line[len("data: ") :])
-        if data:
-            raw = "\n".join(data)
-            try:
-                events.append((name, json.loads(raw)))
-            except ValueError:
-                events.append((name, raw))
-    return events
 
 
 def user(text: str) -> dict:
@@ -120,41 +102,6 @@ def echo_definition() -> dict:
             },
         ],
         "edges": [{"id": "e1", "source": "start", "target": "end"}],
-    }
-
-
-def llm_definition(bot_id: int) -> dict:
-    """start(question) → llmNode on the bot → end(answer)."""
-    return {
-        "nodes": [
-            {
-                "id": "start",
-                "type": "startNode",
-                "data": {
-                    "parameters": [{"name": "question", "dataType": "String", "required": True}]
-                },
-            },
-            {
-                "id": "ask",
-                "type": "llmNode",
-                "data": {
-                    "title": "Ask",
-                    "llmId": bot_id,
-                    "userPrompt": "{{question}}",
-                    "outType": "text",
-                    "parameters": [{"name": "question", "refType": "ref", "ref": "start.question"}],
-                },
-            },
-            {
-                "id": "end",
-                "type": "endNode",
-                "data": {"outputDefs": [{"name": "answer", "refType": "ref", "ref": "ask.output"}]},
-            },
-        ],
-        "edges": [
-            {"id": "e1", "source": "start", "target": "ask"},
-            {"id": "e2", "source": "ask", "target": "end"},
-        ],
     }
 
 

@@ -33,6 +33,7 @@ from apikeys.models import ApiKey
 from apikeys.services import api_key_create
 from bots.models import Bot
 from config.asgi import application
+from tests.chat.test_chat_websocket import frames_until_end
 from tests.contract.conftest import (
     APPS,
     assert_aiflowy_error,
@@ -413,15 +414,6 @@ def assert_error_frame(frame: dict, status: int) -> None:
     assert frame["status"] == "ERROR"
     assert isinstance(frame["created"], int)
     assert_aiflowy_error(frame, status, extra=FRAME_EXTRA)
-
-
-async def frames_until_end(socket: WebsocketCommunicator) -> list[dict]:
-    frames = []
-    while True:
-        frame = await socket.receive_json_from(timeout=10)
-        frames.append(frame)
-        if frame["status"] in ("END", "ERROR"):
-            return frames
 
 
 def socket_for(key: str | None) -> WebsocketCommunicator:

@@ -11,16 +11,14 @@ is read.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from aiflowy.testing.servers import start_daphne, stop_process
-from tests.conftest import ROOT, _database_url
-from tests.contract.conftest import APPS, echo_definition, sse_events, user
+from tests.conftest import serve_test_database, sse_parsed
+from tests.contract.conftest import APPS, echo_definition, user
 
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=APPS)
 
@@ -30,18 +28,8 @@ COMPLETIONS = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def server_b_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """A second Daphne on the same test database (started like `live_server_url`)."""
-    with django_db_blocker.unblock():
-        database_url = _database_url()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": database_url,
-        "AIFLOWY_SSE_PING_SECONDS": os.environ.get("AIFLOWY_SSE_PING_SECONDS", "10"),
-    }
-    process, url = start_daphne(env=env, log_path=ROOT / ".pytest_cache" / "daphne-contract-b.log")
-    yield url
-    stop_process(process)
+    """A second Daphne on the same test database."""
+    yield from serve_test_database(django_db_blocker, log_name="daphne-contract-b.log")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +55,7 @@ def chat_turn(
     assert response.status_code == 200, response.text[:300]
     if not stream:
         return response.json()["choices"][0]["message"]["content"]
-    events = [data for _, data in sse_events(response.text)]
+    events = [data for _, data in sse_parsed(response.text)]
     assert events[-1] == "[DONE]"
     return "".join(
         chunk["choices"][0]["delta"].get("content") or ""

@@ -46,15 +46,14 @@ from aiflowy.wire import workflow as workflow_wire
 from chat.models import Message
 from chat.recorder import history_writer
 from config.asgi import application
-from tests.conftest import post_and_hang_up, wait_until
+from tests.conftest import post_and_hang_up, sse_parsed, wait_until
 from tests.contract.conftest import (
     APPS,
     assert_aiflowy_error,
     assert_openai_error,
-    llm_definition,
-    sse_events,
     user,
 )
+from tests.workflows.test_run import llm_definition
 from workflows.models import WorkflowRun
 from workflows.recorder import run_writer
 
@@ -254,7 +253,7 @@ def check_answer(endpoint: StreamEndpoint, response: httpx.Response, expect: Exp
         return
     assert response.status_code == 200, response.text[:300]
     assert response.headers["content-type"].startswith("text/event-stream")
-    endpoint.final(sse_events(response.text), expect.status)
+    endpoint.final(sse_parsed(response.text), expect.status)
 
 
 # --- through the live server ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from aiflowy.testing.servers import start_daphne, start_process, stop_process
 from bots.models import Bot
-from tests.conftest import ROOT, _database_url
+from tests.conftest import ROOT, _database_url, sse_parsed
 from workflows.definitions import workflow_create
 from workflows.models import Workflow, WorkflowRun
 
@@ -202,15 +202,5 @@ def finished_run(**filters) -> WorkflowRun:
 
 
 def sse_events(text: str) -> list[tuple[str, dict]]:
-    """(event name, data) for each event of an SSE body."""
-    events = []
-    for block in text.split("\n\n"):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        if data:
-            events.append((name, json.loads("\n".join(data))))
-    return events
+    """(event name, data) for each event of a streamed run (every event is named)."""
+    return [(name or "message", data) for name, data in sse_parsed(text)]

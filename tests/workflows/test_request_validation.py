@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 
 from config.asgi import application
+from tests.conftest import aiflowy_bad_request, post_raw
 from tests.workflows.conftest import data_file
 
 BASE = "/api/v1/workflow/external"
@@ -26,26 +27,6 @@ NUL = "a\x00b"
 SURROGATE = "a\ud800b"
 HUGE_DIGITS = "9" * 5000
 BOUNDARY = "----aiflowy-test-boundary"
-
-
-def post_raw(http, url: str, api_key: str, body: Any, content_type: str = "application/json"):
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode("ascii")
-    return http.post(
-        url, headers={"Authorization": api_key, "Content-Type": content_type}, content=raw
-    )
-
-
-def aiflowy_error(response, param: str | None) -> dict:
-    """AIFlowy's error shape: `{"errorCode": 400, "message", "param"}`, `param` named."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert set(body) <= {"errorCode", "message", "param"}, body
-    assert body["errorCode"] == 400
-    assert isinstance(body["message"], str) and body["message"]
-    assert body.get("param") == param, body
-    if param is not None:
-        assert f"'{param}'" in body["message"], body
-    return body
 
 
 def multipart(*parts: bytes) -> bytes:
@@ -110,15 +91,17 @@ def nested(depth: int, leaf: Any) -> Any:
     ],
 )
 def test_run_names_the_field_at_fault(http, api_key, body, param):
-    aiflowy_error(post_raw(http, RUN, api_key, body), param)
+    aiflowy_bad_request(post_raw(http, RUN, api_key, body), param)
 
 
 def test_run_says_what_is_wrong_in_one_sentence(http, api_key):
-    body = aiflowy_error(
+    body = aiflowy_bad_request(
         post_raw(http, RUN, api_key, {"id": 1, "stream": True, "async": True}), "async"
     )
     assert body["message"] == "'async' cannot be true when 'stream' is true."
-    body = aiflowy_error(post_raw(http, RUN, api_key, {"id": 1, "variables": [1]}), "variables")
+    body = aiflowy_bad_request(
+        post_raw(http, RUN, api_key, {"id": 1, "variables": [1]}), "variables"
+    )
     assert body["message"] == "'variables' must be an object."
 
 
@@ -152,7 +135,7 @@ def test_run_refuses_hostile_json_with_a_400(http, api_key, raw):
 )
 def test_running_params_name_the_id_in_every_form(http, api_key, options, param):
     response = http.post(PARAMS, headers={"Authorization": api_key}, **options)
-    aiflowy_error(response, param)
+    aiflowy_bad_request(response, param)
 
 
 def test_running_params_refuse_json_nested_10000_deep(http, api_key):
@@ -252,8 +235,8 @@ def test_an_unreadable_multipart_form_is_a_400(api_key, body, content_type):
 )
 def test_run_status_names_the_run_id(http, api_key, options, param):
     response = http.post(STATUS, headers={"Authorization": api_key}, **options)
-    aiflowy_error(response, param)
+    aiflowy_bad_request(response, param)
 
 
 def test_run_status_with_a_surrogate_run_id_is_a_400(http, api_key):
-    aiflowy_error(post_raw(http, STATUS, api_key, {"runId": SURROGATE}), "runId")
+    aiflowy_bad_request(post_raw(http, STATUS, api_key, {"runId": SURROGATE}), "runId")

@@ -95,6 +95,17 @@ async def run_load(port: int, request: bytes, count: int, concurrency: int):
     return latencies, firsts, errors, elapsed
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's user + system CPU time (Linux), or None where /proc is not there. CPU per
+    chat varies far less than wall-clock latency on a shared, noisy machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -216,8 +227,13 @@ def main() -> None:
                 )
             for name, request in requests.items():
                 port = server_port if name.startswith("ours") else upstream_port
+                cpu_before = cpu_seconds(server.pid)
                 lat, first, errors, _ = await run_load(port, request, args.latency_requests, 1)
+                await asyncio.sleep(0.1)  # the history writer's batch after the last answer
+                cpu_after = cpu_seconds(server.pid)
                 results[name] = {"p50_ms": ms(lat), "first_ms": ms(first), "errors": errors}
+                if cpu_before is not None and cpu_after is not None:
+                    results[name]["cpu_ms"] = (cpu_after - cpu_before) * 1000 / len(lat)
             for name in ("direct", "ours"):
                 port = server_port if name == "ours" else upstream_port
                 lat, _first, errors, elapsed = await run_load(
@@ -254,6 +270,11 @@ def main() -> None:
         f"(p50 {results[f'ours_c{c}']['p50_ms']:.1f} ms, p99 {results[f'ours_c{c}']['p99_ms']:.1f}"
         f" ms); upstream direct {results[f'direct_c{c}']['rps']:.0f}/s"
     )
+    if "cpu_ms" in o:
+        print(
+            f"server CPU per chat, 1 caller: {o['cpu_ms']:.2f} ms non-stream, "
+            f"{os_['cpu_ms']:.2f} ms stream"
+        )
     errors = sum(r["errors"] for r in results.values())
     print(f"non-200 answers: {errors}")
     if errors:

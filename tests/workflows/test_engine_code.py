@@ -177,3 +177,55 @@ async def test_variables_named_like_builtins_do_not_break_the_sandbox():
     )
     assert result.status == "succeeded", result.error
     assert result.result == {"kinds": "string,string,string"}
+
+
+PARALLEL_CODE_NODES = """
+import asyncio
+from workflows.engine import LlmAnswer, parse_definition, run_workflow
+
+class NoLlm:
+    async def chat(self, *args, **kwargs):
+        return LlmAnswer("")
+
+def definition(width):
+    nodes = [{"id": "start", "type": "startNode", "data": {"parameters": []}}]
+    nodes += [
+        {"id": f"c{i}", "type": "codeNode", "data": {
+            "code": "var s = 0; for (var i = 0; i < 100000; i++) { s += i }; _result = {v: s}",
+            "outputDefs": [{"name": "v", "dataType": "Number"}]}}
+        for i in range(width)
+    ]
+    nodes.append({"id": "end", "type": "endNode", "data": {"outputDefs": [
+        {"name": f"v{i}", "refType": "ref", "ref": f"c{i}.v"} for i in range(width)]}})
+    edges = [{"id": f"s{i}", "source": "start", "target": f"c{i}"} for i in range(width)]
+    edges += [{"id": f"e{i}", "source": f"c{i}", "target": "end"} for i in range(width)]
+    return parse_definition({"nodes": nodes, "edges": edges})
+
+async def main():
+    for _ in range(5):
+        result = await run_workflow(definition(6), {}, llm=NoLlm())
+        assert result.status == "succeeded", result.error
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_parallel_code_nodes_do_not_crash_the_process():
+    """Six code nodes on parallel branches, five runs: V8 isolates used from several threads
+    at once crashed the whole process (a segfault) in about half of such runs. Run in a child
+    process, so that a crash fails this test instead of ending the test session."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    child = subprocess.run(
+        [sys.executable, "-c", PARALLEL_CODE_NODES],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip() == "ok"

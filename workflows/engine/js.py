@@ -8,15 +8,18 @@ a **fresh** context (its own isolate), so nothing leaks between nodes or runs, w
 heap limit (``js_memory_mb``) and a wall-clock limit (``js_timeout_ms``) enforced by V8
 terminating the script. Values go in and out as JSON text only.
 
-mini-racer calls block the calling thread, so they run on a small dedicated thread pool
-(which also caps how many isolates exist at once) and the event loop stays free.
+mini-racer calls block the calling thread, so they run on a dedicated thread and the event
+loop stays free. One thread, not several: isolates created and run on two threads at once
+crash the whole process now and then (mini-racer 0.14: a segmentation fault or a V8 FATAL in
+about half of the runs that evaluate six scripts at once on four threads; none on one thread),
+and a crashed server process takes every caller's request with it. JavaScript evaluations of
+one process therefore run one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import threading
 import time
@@ -35,7 +38,7 @@ from .values import to_jsonable
 
 __all__ = ["JS_WORKERS", "JsError", "eval_condition", "run_code"]
 
-JS_WORKERS = max(2, min(4, os.cpu_count() or 2))
+JS_WORKERS = 1
 _EXECUTOR = ThreadPoolExecutor(max_workers=JS_WORKERS, thread_name_prefix="workflow-js")
 _LOOP_LOCK = threading.Lock()
 _LOOPS: list[asyncio.AbstractEventLoop] = []

@@ -88,11 +88,10 @@ def _lookups(name_or_id: str | int) -> list[dict]:
     text = str(name_or_id).strip()
     if not text:
         return []
-    return (
-        [{"pk": int(text)}, {"name": text}]
-        if text.isascii() and text.isdigit()
-        else [{"name": text}]
-    )
+    # At most 19 digits: the largest id a BIGINT holds, and far below Python's int() limit.
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        return [{"pk": int(text)}, {"name": text}]
+    return [{"name": text}]
 
 
 async def bot_config_find(name_or_id: str | int) -> BotConfig | None:

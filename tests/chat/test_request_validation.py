@@ -294,3 +294,12 @@ def test_blank_history_parameters_are_absent(http, bot, api_key):
     )
     assert response.status_code == 200, response.text
     assert (response.json()["offset"], response.json()["pageSize"]) == (0, 20)
+
+
+@pytest.mark.parametrize("model", [HUGE_DIGITS, "9" * 20, "0"])
+def test_a_model_path_that_names_no_bot_is_an_openai_404(http, bot, api_key, model):
+    """Digits name a bot by id only as far as an id goes (19 digits); beyond, they are a name
+    that no bot has, never a 500."""
+    response = http.get(f"/v1/models/{model}", headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "model_not_found"

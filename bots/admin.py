@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from bots.models import Bot, LlmProvider
@@ -55,7 +57,7 @@ class BotAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "provider"]
     search_fields = ["name", "description"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "enabled"]}),
+        (None, {"fields": ["name", "description", "enabled", "playground_link"]}),
         (_("Model"), {"fields": ["provider", "model", "system_prompt", "welcome_message"]}),
         (
             _("Generation"),
@@ -70,6 +72,16 @@ class BotAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    readonly_fields = ["playground_link"]
+
+    @admin.display(description=_("playground"))
+    def playground_link(self, bot: Bot) -> str:
+        """A chat with this bot in the browser, every detail shown (shares/ serves it)."""
+        if bot.pk is None:
+            return "—"
+        url = reverse("shares:playground", args=[bot.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Open the playground"))
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

@@ -8,6 +8,8 @@ class Conversation(models.Model):
     class Source(models.TextChoices):
         EXTERNAL_CHAT = "externalChat", "externalChat"
         OPENAI = "openai", _("OpenAI-compatible")
+        SHARE = "share", _("share link")
+        PLAYGROUND = "playground", _("playground")
 
     bot = models.ForeignKey(
         "bots.Bot", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("bot")

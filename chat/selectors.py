@@ -22,7 +22,7 @@ class ConversationContext:
 
 
 def conversation_context_get(
-    *, bot_id: int, api_key_id: int, external_chat_id: str, history_window: int
+    *, bot_id: int, api_key_id: int | None, external_chat_id: str, history_window: int
 ) -> ConversationContext:
     """The last `history_window` messages with text (oldest first, as `{"role", "content"}`)
     and the stored variables. Two queries; a new chat id costs one."""

@@ -44,7 +44,8 @@ class ChatTurn:
     """Everything needed to answer one request, after parsing and authentication."""
 
     bot: BotConfig
-    api_key: ApiKeyPrincipal
+    # None for turns that no API key makes (share links, the admin playground).
+    api_key: ApiKeyPrincipal | None
     source: str
     messages: list[dict]
     variables: dict = field(default_factory=dict)
@@ -59,6 +60,10 @@ class ChatTurn:
     answer_item_id: str = ""
     started_monotonic: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def api_key_id(self) -> int | None:
+        return self.api_key.id if self.api_key is not None else None
 
     @property
     def question(self) -> str:
@@ -144,7 +149,7 @@ async def chat_turn_load_history(turn: ChatTurn) -> None:
     question; stored variables are merged under the request's (the request wins)."""
     context = await database_sync_to_async(conversation_context_get)(
         bot_id=turn.bot.id,
-        api_key_id=turn.api_key.id,
+        api_key_id=turn.api_key_id,
         external_chat_id=turn.external_chat_id,
         history_window=turn.bot.history_window,
     )
@@ -197,7 +202,7 @@ def _exchange(
     total_ms = _elapsed_ms(turn)
     return ExchangeRecord(
         bot_id=turn.bot.id,
-        api_key_id=turn.api_key.id,
+        api_key_id=turn.api_key_id,
         source=turn.source,
         question=turn.question,
         answer=answer,

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "chat",
     "workflows",
     "demo",
+    "shares",
 ]
 
 MIDDLEWARE = [
@@ -187,3 +188,15 @@ AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
 # A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
 # run history; the caller still gets the full result.
 AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)
+
+# --- Share links and the playground (shares/) ------------------------------------------------
+# shareAuth init/start must answer within this many seconds, or the page/question is refused.
+AIFLOWY_SHARE_AUTH_TIMEOUT_SECONDS = env.float("AIFLOWY_SHARE_AUTH_TIMEOUT_SECONDS", default=5.0)
+# shareAuth/finish: per attempt, and how many attempts (with 1 s, 2 s, 4 s … between them).
+AIFLOWY_SHARE_FINISH_TIMEOUT_SECONDS = env.float(
+    "AIFLOWY_SHARE_FINISH_TIMEOUT_SECONDS", default=10.0
+)
+AIFLOWY_SHARE_FINISH_ATTEMPTS = env.int("AIFLOWY_SHARE_FINISH_ATTEMPTS", default=3)
+AIFLOWY_SHARE_FINISH_RETRY_SECONDS = env.float("AIFLOWY_SHARE_FINISH_RETRY_SECONDS", default=1.0)
+# The longest question the chat page accepts, in characters.
+AIFLOWY_SHARE_MAX_QUESTION_CHARS = env.int("AIFLOWY_SHARE_MAX_QUESTION_CHARS", default=8000)

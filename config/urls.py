@@ -6,5 +6,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/chat/", include("chat.urls")),
+    path("chat/", include("shares.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -8,7 +8,8 @@ Its answer is chosen by the token the page was opened with, so one server serves
 - `uid-<name>…`: success naming the user `<name>` (`data.uid`);
 - `startrefuse…`: init says yes, start says no;
 - anything else: `{"success": true}`.
-finish: `finishfail…` answers HTTP 500; `slowfinish…` answers after `slow_seconds`; else OK.
+finish: `finishfail…` answers HTTP 500; `slowfinish…` answers after `slow_finish_seconds`
+(init and start answer it at once); else OK.
 
 `calls` holds `(hook, body)` in arrival order; `finished_answering` the finish bodies whose
 answer was fully sent (so a test can tell "received" from "answered").
@@ -24,8 +25,9 @@ from typing import Any
 
 
 class FakeShareAuth:
-    def __init__(self, slow_seconds: float = 3.0) -> None:
+    def __init__(self, slow_seconds: float = 3.0, slow_finish_seconds: float = 2.0) -> None:
         self.slow_seconds = slow_seconds
+        self.slow_finish_seconds = slow_finish_seconds
         self.calls: list[tuple[str, dict]] = []
         self.finished_answering: list[dict] = []
         self._lock = threading.Lock()
@@ -62,9 +64,9 @@ class FakeShareAuth:
             if token.startswith("finishfail"):
                 return 500, "application/json", b'{"success": false}'
             if token.startswith("slowfinish"):
-                time.sleep(self.slow_seconds)
+                time.sleep(self.slow_finish_seconds)
             return ok
-        if token.startswith("slow"):
+        if token.startswith("slow") and not token.startswith("slowfinish"):
             time.sleep(self.slow_seconds)
             return ok
         if token.startswith("refuse") or (hook == "start" and token.startswith("startrefuse")):
@@ -98,11 +100,14 @@ class FakeShareAuth:
                 with auth._lock:
                     auth.calls.append((hook or self.path, body))
                 status, content_type, payload = auth._answer(hook, body)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the caller gave up waiting (a timeout test)
+                    return
                 if hook == "finish":
                     with auth._lock:
                         auth.finished_answering.append(body)

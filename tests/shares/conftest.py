@@ -32,7 +32,7 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": database_url,
         "AIFLOWY_SHARE_AUTH_TIMEOUT_SECONDS": str(HOOK_TIMEOUT_SECONDS),
-        "AIFLOWY_SHARE_FINISH_TIMEOUT_SECONDS": "1",
+        "AIFLOWY_SHARE_FINISH_TIMEOUT_SECONDS": "5",
         "AIFLOWY_SHARE_FINISH_ATTEMPTS": str(FINISH_ATTEMPTS),
         "AIFLOWY_SHARE_FINISH_RETRY_SECONDS": "0.1",
         "AIFLOWY_SHARE_MAX_QUESTION_CHARS": "2000",

@@ -290,6 +290,7 @@
   });
   $("scrim").addEventListener("click", closeMenu);
   $("new-chat").addEventListener("click", function () { startNewChat(); closeMenu(); });
+  $("new-chat-top").addEventListener("click", startNewChat);
   stopButton.addEventListener("click", function () { if (running) running.abort(); });
   $("composer").addEventListener("submit", function (event) {
     event.preventDefault();

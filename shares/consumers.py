@@ -18,6 +18,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core import signing
 from django.http.cookie import parse_cookie
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from aiflowy.consumers import ApiConsumer
 from aiflowy.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -74,8 +77,20 @@ class ChatPageConsumer(ApiConsumer):
         return parse_cookie(header).get(name) if header else None
 
     async def handle_request(self, body: bytes) -> None:
-        data = json_object(body)
-        await self.handle_page(data)
+        with translation.override(self.language()):
+            await self.handle_page(json_object(body))
+
+    def language(self) -> str:
+        """The browser's language (as the page itself was rendered in), for the messages the
+        page shows; these endpoints run without Django's LocaleMiddleware."""
+        for code, _quality in parse_accept_lang_header(self.header(b"accept-language") or ""):
+            if code == "*":
+                break
+            try:
+                return translation.get_supported_language_variant(code)
+            except LookupError:
+                continue
+        return settings.LANGUAGE_CODE
 
     async def page(self, data: dict, *, question: str | None = None) -> ChatPage:
         raise NotImplementedError
@@ -101,16 +116,16 @@ class ShareAccess:
 class PlaygroundAccess:
     async def page(self, data: dict, *, question: str | None = None) -> ChatPage:
         if not self.header(PLAYGROUND_HEADER):
-            raise Forbidden("The playground is used from its admin page.")
+            raise Forbidden(_("The playground is used from its admin page."))
         session_key = self.cookie(settings.SESSION_COOKIE_NAME)
         user = None
         if session_key:
             engine = import_module(settings.SESSION_ENGINE)
             user = await get_user({"session": engine.SessionStore(session_key)})
         if user is None or not user.is_authenticated:
-            raise Unauthorized("Sign in to the admin first.", code="not_signed_in")
+            raise Unauthorized(_("Sign in to the admin first."), code="not_signed_in")
         if not (user.is_active and user.is_staff):
-            raise Forbidden("The playground is for staff members.")
+            raise Forbidden(_("The playground is for staff members."))
         bot_id = data.get("botId")
         if isinstance(bot_id, str) and bot_id.isdigit() and len(bot_id) < 19:
             bot_id = int(bot_id)
@@ -143,7 +158,7 @@ class MessagesMixin:
         chat_id = _text(data, "chatId", max_chars=250, required=True)
         messages = await _in_thread(space_chat_messages, page.space, chat_id)
         if messages is None:
-            raise NotFound("This chat does not exist (or is not yours).", code="chat_not_found")
+            raise NotFound(_("This chat does not exist (or is not yours)."), code="chat_not_found")
         await self.send_json(
             {
                 "chatId": chat_id,

@@ -24,6 +24,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from aiflowy.background import spawn
 from aiflowy.errors import ApiError
@@ -61,7 +62,7 @@ async def _ask(link: ShareLinkConfig, name: str, body: dict[str, Any]) -> str:
     """POST one init/start hook; the uid it returned ("" when none); raises when refused or
     when no clear yes came back."""
     unavailable = AuthUnavailable(
-        "This chat's sign-in service is not answering properly; please try again later."
+        _("This chat's sign-in service is not answering properly; please try again later.")
     )
     try:
         response = await fetch(
@@ -90,7 +91,7 @@ async def _ask(link: ShareLinkConfig, name: str, body: dict[str, Any]) -> str:
     if not answer["success"]:
         message = answer.get("message") or answer.get("msg")
         if not isinstance(message, str) or not message.strip():
-            message = "You are not allowed to use this chat."
+            message = _("You are not allowed to use this chat.")
         raise AuthRefused(message.strip()[:MAX_MESSAGE_CHARS])
     if response.status >= 400:
         logger.warning("shareAuth/%s of share link %s: HTTP %s", name, link.id, response.status)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from pydantic_core import PydanticCustomError
 
 from aiflowy.background import spawn
@@ -92,22 +93,24 @@ def _user_key(*, uid: str, auth_token: str, visitor_id: str) -> str:
     if visitor_id:
         return f"visitor:{visitor_id}"
     raise VisitorUnknown(
-        "This browser did not send the chat page's cookie; open the share link again "
-        "(with cookies allowed)."
+        _(
+            "This browser did not send the chat page's cookie; open the share link again "
+            "(with cookies allowed)."
+        )
     )
 
 
 async def _share_link_usable(share_id: str) -> tuple[ShareLinkConfig, BotConfig]:
     link = await share_link_get(share_id) if share_id else None
     if link is None:
-        raise NotFound("This share link does not exist.", code="share_link_not_found")
+        raise NotFound(_("This share link does not exist."), code="share_link_not_found")
     if not link.enabled:
-        raise Forbidden("This share link has been disabled.", code="share_link_disabled")
+        raise Forbidden(_("This share link has been disabled."), code="share_link_disabled")
     if link.expired:
-        raise Forbidden("This share link has expired.", code="share_link_expired")
+        raise Forbidden(_("This share link has expired."), code="share_link_expired")
     bot = await bot_config_get(link.bot_id)
     if bot is None or not bot.enabled:
-        raise Forbidden("This chat is not available at the moment.", code="bot_disabled")
+        raise Forbidden(_("This chat is not available at the moment."), code="bot_disabled")
     return link, bot
 
 
@@ -141,7 +144,9 @@ async def _limit(subject: str, per_minute: int, message: str) -> None:
         await rate_limit_hit(subject, per_minute)
     except RateLimited as exc:
         raise RateLimited(
-            f"{message} Please wait {exc.retry_after} s.", retry_after=exc.retry_after
+            _("%(reason)s Please wait %(seconds)d s.")
+            % {"reason": message, "seconds": exc.retry_after},
+            retry_after=exc.retry_after,
         ) from None
 
 
@@ -153,11 +158,11 @@ async def share_page_for_question(
     their own rate."""
     link, bot = await _share_link_usable(share_id)
     if link.budget_exhausted:
-        raise BudgetExhausted("This chat has used up its budget; please come back later.")
+        raise BudgetExhausted(_("This chat has used up its budget; please come back later."))
     await _limit(
         f"share:{link.id}",
         link.questions_per_minute,
-        "This chat is receiving too many questions right now.",
+        _("This chat is receiving too many questions right now."),
     )
     uid = ""
     if link.auth_host:
@@ -166,7 +171,8 @@ async def share_page_for_question(
     await _limit(
         f"share:{link.id}:{user_key}",
         link.questions_per_minute_per_user,
-        f"You may ask {link.questions_per_minute_per_user} questions per minute.",
+        _("You may ask %(count)d questions per minute.")
+        % {"count": link.questions_per_minute_per_user},
     )
     return _share_page(link, bot, user_key=user_key, token=auth_token)
 
@@ -176,7 +182,7 @@ async def playground_page(*, staff_user_id: int, bot_id: int) -> ChatPage:
     before enabling them). Everything is shown."""
     bot = await bot_config_get(bot_id)
     if bot is None:
-        raise NotFound("No bot with this id.", code="bot_not_found")
+        raise NotFound(_("No bot with this id."), code="bot_not_found")
     return ChatPage(
         bot=bot,
         space=ChatSpace(
@@ -219,7 +225,7 @@ async def chat_turn_prepare(page: ChatPage, *, chat_id: str, question: str) -> C
     bot is unknown here."""
     if chat_id:
         if not await database_sync_to_async(space_chat_exists)(page.space, chat_id):
-            raise NotFound("This chat does not exist (or is not yours).", code="chat_not_found")
+            raise NotFound(_("This chat does not exist (or is not yours)."), code="chat_not_found")
     else:
         chat_id = f"{page.space.source}-{secrets.token_urlsafe(16)}"
         await database_sync_to_async(_chat_create)(page, chat_id=chat_id, title=question)
@@ -314,11 +320,12 @@ async def page_answer_stream(
 def question_checked(question: object) -> str:
     """The question as the model may receive it, or a 400 that says what is wrong."""
     if not isinstance(question, str) or not question.strip():
-        raise BadRequest("Type a question first.", code="question_missing", param="question")
+        raise BadRequest(_("Type a question first."), code="question_missing", param="question")
     limit = settings.AIFLOWY_SHARE_MAX_QUESTION_CHARS
     if len(question) > limit:
         raise BadRequest(
-            f"This question is too long ({len(question)} characters; at most {limit}).",
+            _("This question is too long (%(length)d characters; at most %(limit)d).")
+            % {"length": len(question), "limit": limit},
             code="question_too_long",
             param="question",
         )
@@ -326,7 +333,7 @@ def question_checked(question: object) -> str:
         return text_checked(question)
     except PydanticCustomError:
         raise BadRequest(
-            "This question contains characters that cannot be stored (NUL or invalid Unicode).",
+            _("This question contains characters that cannot be stored (NUL or invalid Unicode)."),
             code="question_invalid",
             param="question",
         ) from None

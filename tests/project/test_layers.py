@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-APPS = ("apikeys", "bots", "chat", "workflows", "demo")
+APPS = ("apikeys", "bots", "chat", "workflows", "demo", "shares")
 SHARED = "aiflowy"
 ROOT_PACKAGE = "config"
 

@@ -80,7 +80,7 @@ class Visitor:
     """One browser using a share link: it opened the page (and keeps its cookie)."""
 
     def __init__(self, base_url: str, share_id: str, auth_token: str = "") -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=30)
+        self.client = httpx.Client(base_url=base_url, timeout=30, headers={"Accept-Language": "en"})
         self.share_id = share_id
         self.auth_token = auth_token
         self.page = self.client.get(

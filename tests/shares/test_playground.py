@@ -22,6 +22,7 @@ def _session_client(live_server_url: str, user) -> httpx.Client:
         base_url=live_server_url,
         timeout=30,
         cookies={"sessionid": django_client.cookies["sessionid"].value},
+        headers={"Accept-Language": "en"},
     )
 
 

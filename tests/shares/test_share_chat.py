@@ -166,6 +166,17 @@ def test_unknown_disabled_and_expired_links_are_refused_with_a_message(visit, li
     assert refused.json()["message"] == "This share link has expired."
 
 
+def test_messages_are_in_the_browsers_language(visit, make_link):
+    link = make_link(enabled=False)
+    refused = visit(link).client.post(
+        "/api/chat-page/share/open",
+        json={"shareId": link.share_id},
+        headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "此分享链接已停用。"
+
+
 def test_a_disabled_bot_is_not_served_through_its_links(visit, link, bot):
     bot.enabled = False
     bot.save()

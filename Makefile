@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench fake-upstream
+.PHONY: run test install install-dev lint format check bench fake-upstream screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,7 @@ bench: install-dev
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100
+
+# The README's share-link and playground screenshots (docs/images/), taken in Chromium.
+screenshots: install-dev
+	$(BIN)/python docs/screenshots.py

@@ -102,12 +102,16 @@
       if (value instanceof Node) dd.appendChild(value); else dd.textContent = value;
       list.appendChild(dd);
     }
-    if (detail.model) item("Model", detail.model);
+    if (detail.model) item(words.model, detail.model);
     if (usage) {
       item(words.tokens, usage.promptTokens + " + " + usage.completionTokens + " = " + usage.totalTokens);
     }
     if (detail.timings) {
-      item(words.timings, "first token " + detail.timings.firstTokenMs + " ms · total " + detail.timings.totalMs + " ms");
+      item(
+        words.timings,
+        words.firstToken + " " + detail.timings.firstTokenMs + " ms · " +
+          words.total + " " + detail.timings.totalMs + " ms"
+      );
     }
     if (detail.quotes !== undefined) {
       item(words.quotes, detail.quotes.length ? JSON.stringify(detail.quotes, null, 2) : words.noQuotes);
@@ -311,6 +315,7 @@
     questionBox.style.height = Math.min(questionBox.scrollHeight, 200) + "px";
   });
   questionBox.placeholder = words.placeholder;
+  questionBox.title = words.keysHint;
 
   async function open() {
     let response;

@@ -24,7 +24,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from pydantic_core import PydanticCustomError
 
-from aiflowy.background import spawn
 from aiflowy.errors import ApiError, BadRequest, Forbidden, NotFound, RateLimited
 from aiflowy.llm import StreamEnd
 from aiflowy.ratelimit import rate_limit_hit
@@ -272,8 +271,8 @@ async def page_answer_stream(
     page: ChatPage, turn: ChatTurn
 ) -> AsyncIterator[ChatStarted | str | AnswerFinished]:
     """`ChatStarted`, the answer's text deltas, then `AnswerFinished` (the exchange is
-    stored by then). Afterwards, in the background: the link's usage counters and
-    `shareAuth/finish` with the answer's responseData."""
+    stored and the link's usage counted by then). `shareAuth/finish` with the answer's
+    responseData goes in the background."""
     yield ChatStarted(chat_id=turn.external_chat_id)
     replies = bot_reply_stream(turn)
     parts: list[str] = []
@@ -287,7 +286,13 @@ async def page_answer_stream(
             if first_token_ms is None:
                 first_token_ms = int((time.monotonic() - turn.started_monotonic) * 1000)
             parts.append(item)
-            yield item
+            try:
+                yield item
+            except Exception as exc:
+                # A failure while sending (thrown in by the consumer): the reply records it,
+                # once, as an error, and raises the `ApiError` to show.
+                await replies.athrow(exc)
+                raise
     finally:
         await replies.aclose()
     if end is None:  # bot_reply_stream always ends with a StreamEnd or raises
@@ -299,10 +304,9 @@ async def page_answer_stream(
     ]
     link = page.share_link
     if link is not None:
-        spawn(
-            database_sync_to_async(_usage_add)(link.id, end.prompt_tokens + end.completion_tokens),
-            name=f"usage of share link {link.id}",
-        )
+        # Counted before the final event (one UPDATE): the next question already sees the
+        # budget spent, and no write outlives the answer.
+        await database_sync_to_async(_usage_add)(link.id, end.prompt_tokens + end.completion_tokens)
         if link.auth_host:
             send_finish_hook(link, token=page.auth_token, response_data=response_data)
     timings = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chat.models import Conversation, Message
 from shares.models import ShareConversation, ShareLink
-from tests.conftest import wait_until
+from tests.conftest import sse_parsed
 
 
 def test_page_is_served_with_a_strict_csp_and_a_visitor_cookie(visit, link):
@@ -66,7 +66,8 @@ def test_an_answer_streams_and_is_stored_as_the_links_conversation(visit, link, 
         "hello there",
         "Echo: hello there",
     ]
-    link = wait_until(lambda: ShareLink.objects.filter(pk=link.pk, questions_count=1).first())
+    link.refresh_from_db()  # counted before the final event
+    assert link.questions_count == 1
     assert link.tokens_used == answer["end"]["usage"]["totalTokens"]
     assert link.last_used_at is not None
 
@@ -201,3 +202,23 @@ def test_requests_without_share_id_or_cookie_are_refused(http, link):
         headers={"Cookie": "aiflowy_chat_visitor=forged-value"},
     )
     assert forged.status_code == 401
+
+
+def test_a_failing_model_ends_the_stream_with_an_error_event_and_is_recorded(
+    visit, make_link, make_bot
+):
+    for model in ("fail500-model", "cut-model"):
+        link = make_link(bot=make_bot(model=model))
+        response = visit(link).ask_raw("will it fail?")
+        assert response.status_code == 200
+        events = sse_parsed(response.text)
+        assert events[0][0] == "chat"
+        name, error = events[-1]
+        assert name == "error", events
+        assert error["code"] in {"upstream_error", "upstream_timeout"}
+        assert error["message"]
+        conversation = Conversation.objects.get(external_chat_id=events[0][1]["chatId"])
+        answer = conversation.messages.get(role="assistant")
+        assert answer.status == Message.Status.ERROR
+        link.refresh_from_db()
+        assert link.questions_count == 0

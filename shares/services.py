@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from pydantic_core import PydanticCustomError
 
@@ -84,11 +85,13 @@ class AnswerFinished:
 
 def _user_key(*, uid: str, auth_token: str, visitor_id: str) -> str:
     """The auth server's uid, else the authToken, else the anonymous visitor cookie's id;
-    prefixed, so that no token can pose as another kind of identity."""
+    prefixed, so that no token can pose as another kind of identity. An authToken may be a
+    credential of the operator's own system: only its HMAC (keyed by SECRET_KEY) is stored
+    and shown."""
     if uid:
         return f"uid:{uid}"
     if auth_token:
-        return f"token:{auth_token}"
+        return f"token:{salted_hmac('shares.auth_token', auth_token).hexdigest()[:32]}"
     if visitor_id:
         return f"visitor:{visitor_id}"
     raise VisitorUnknown(

@@ -123,6 +123,11 @@ def test_auth_tokens_are_users_and_a_token_sees_its_chats_from_any_browser(visit
     ]
     assert visit(link, auth_token="user-2").open().json()["chats"] == []
     assert visit(link).open().json()["chats"] == []  # an anonymous visitor is another user
+    # The token may be a credential of the operator's system: it is not stored.
+    conversation = Conversation.objects.get(external_chat_id=chat_id)
+    assert conversation.custom_uid.startswith("token:")
+    assert "user-1" not in conversation.custom_uid
+    assert not ShareConversation.objects.filter(user_key__contains="user-1").exists()
 
 
 def test_a_share_id_reaches_only_its_own_bot_and_chats(visit, make_link, make_bot, fake_upstream):

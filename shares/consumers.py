@@ -10,8 +10,8 @@ a staff member's browser ask questions (the session cookie is also SameSite=Lax)
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from importlib import import_module
-from typing import Any
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
@@ -100,6 +100,8 @@ class ChatPageConsumer(ApiConsumer):
 
 
 class ShareAccess:
+    """A share link's page: `shareId`, and the visitor (`authToken`, else the cookie)."""
+
     async def page(self, data: dict, *, question: str | None = None) -> ChatPage:
         share_id = _text(data, "shareId", max_chars=64, required=True)
         auth_token = _text(data, "authToken", max_chars=1000)
@@ -114,6 +116,8 @@ class ShareAccess:
 
 
 class PlaygroundAccess:
+    """A bot's playground: an active staff member's admin session, and `botId`."""
+
     async def page(self, data: dict, *, question: str | None = None) -> ChatPage:
         if not self.header(PLAYGROUND_HEADER):
             raise Forbidden(_("The playground is used from its admin page."))
@@ -139,7 +143,7 @@ class OpenMixin:
 
     async def handle_page(self, data: dict) -> None:
         page = await self.page(data)
-        chats = await _in_thread(space_chats_list, page.space)
+        chats = await database_sync_to_async(space_chats_list)(page.space)
         await self.send_json(
             {
                 "bot": {"name": page.bot.name, "welcome": page.bot.welcome_message},
@@ -156,7 +160,7 @@ class MessagesMixin:
     async def handle_page(self, data: dict) -> None:
         page = await self.page(data)
         chat_id = _text(data, "chatId", max_chars=250, required=True)
-        messages = await _in_thread(space_chat_messages, page.space, chat_id)
+        messages = await database_sync_to_async(space_chat_messages)(page.space, chat_id)
         if messages is None:
             raise NotFound(_("This chat does not exist (or is not yours)."), code="chat_not_found")
         await self.send_json(
@@ -184,7 +188,9 @@ class AnswerMixin:
         await self.send_sse_stream(_frames(source), source=source)
 
 
-async def _frames(items) -> Any:
+async def _frames(
+    items: AsyncIterator[ChatStarted | str | AnswerFinished],
+) -> AsyncIterator[bytes]:
     async for item in items:
         if isinstance(item, ChatStarted):
             yield share_wire.chat_event(item.chat_id)
@@ -197,10 +203,6 @@ async def _frames(items) -> Any:
             )
         else:
             yield share_wire.delta_event(item)
-
-
-async def _in_thread(function, *args):
-    return await database_sync_to_async(function)(*args)
 
 
 class ShareOpenConsumer(OpenMixin, ShareAccess, ChatPageConsumer):

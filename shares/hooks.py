@@ -1,7 +1,8 @@
 """FastGPT's share-link auth: the operator's own server decides who may chat, and bills.
 
 With an auth server (`host`) on the link:
-- `POST {host}/shareAuth/init {token}` when the page opens,
+- `POST {host}/shareAuth/init {token}` when the page opens (and when it loads an earlier
+  chat: every read of a user's history is authorised),
 - `POST {host}/shareAuth/start {token, question, shareId}` before each answer,
 - `POST {host}/shareAuth/finish {token, responseData, shareId}` after each answer.
 

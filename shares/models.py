@@ -81,10 +81,6 @@ class ShareLink(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def is_expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
 
 class ShareConversation(models.Model):
     """One conversation held through a share link, and whose it is (`user_key`: the auth

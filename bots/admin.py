@@ -24,7 +24,16 @@ class LlmProviderForm(forms.ModelForm):
 
     class Meta:
         model = LlmProvider
-        fields = ["name", "kind", "base_url", "api_key", "default_model", "timeout_seconds"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "default_model",
+            "timeout_seconds",
+            "input_price_per_1k",
+            "output_price_per_1k",
+        ]
 
     def clean_api_key(self) -> str:
         new_key = self.cleaned_data.get("api_key", "")
@@ -69,6 +78,7 @@ class BotAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (_("Prices"), {"fields": ["input_price_per_1k", "output_price_per_1k"]}),
     ]
 
     def save_model(self, request, obj, form, change) -> None:

@@ -78,6 +78,8 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
                 answer["responseData"] = fastgpt_wire.response_data(
                     chat_module_runs(turn, completion)
                 )
+                if turn.variables:
+                    answer["newVariables"] = turn.variables
             await self.send_json(answer)
             return
         # An upstream failure that comes at once is answered with its real status.
@@ -90,7 +92,9 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
                     replies,
                     module_name=MODULE_NAME,
                     include_usage=request.include_usage,
-                    modules=lambda end: chat_module_runs(turn, end),
+                    modules=lambda end, text: chat_module_runs(turn, end, answer=text),
+                    variables=turn.variables,
+                    messages=turn.messages,
                 ),
                 source=stream,
                 on_error=fastgpt_wire.sse_error,

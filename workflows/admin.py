@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_pagination import EstimatedCountPaginator
 from aiflowy.errors import ApiError
+from workflows.checker_messages import checker_message
 from workflows.definitions import workflow_create, workflow_export_document, workflow_saved
 from workflows.engine import input_parameters
 from workflows.forms import TestRunForm, WorkflowAdminForm, WorkflowImportForm
@@ -211,7 +212,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             _("Graph of “%s”") % workflow.title,
             original=workflow,
             svg=definition_svg(workflow.definition),
-            definition_error=config.definition_error,
+            definition_error=checker_message(config.definition_error),
         )
 
     def test_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -238,7 +239,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             _("Test run of “%s”") % workflow.title,
             original=workflow,
             form=form,
-            definition_error=config.definition_error,
+            definition_error=checker_message(config.definition_error),
             run=run,
             result_json=json.dumps(run.result, ensure_ascii=False, indent=2) if run else "",
             steps=[

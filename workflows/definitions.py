@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from workflows.checker_messages import checker_message_lazy
 from workflows.engine import DefinitionError, parse_definition
 from workflows.models import Workflow
 from workflows.selectors import workflow_cache
@@ -40,10 +41,10 @@ def workflow_definition_check(definition: Any) -> None:
     try:
         parse_definition(definition)
     except DefinitionError as error:
+        # Shown by the admin, in the operator's language (the engine writes English).
         raise ValidationError(
-            "Invalid workflow definition: %(error)s",
+            checker_message_lazy(f"Invalid workflow definition: {definition_error_text(error)}"),
             code="invalid_definition",
-            params={"error": definition_error_text(error)},
         ) from None
 
 

@@ -204,6 +204,9 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
         assert response.status_code == 200, (url, response.status_code)
         page = response.content.decode()
         assert '<html lang="zh-hans"' in page, url
+        assert "增加" not in page, f"{url}: the project says 新增, not 增加"
+        if url.endswith("/add/"):
+            assert re.search(r"<h1>新增 ", page), url
         if found := _untranslated(page, english, data):
             problems[url] = found
         parser = VisibleText()

@@ -88,9 +88,10 @@ async def bots_for_key(api_key: ApiKeyPrincipal) -> list[BotConfig]:
 
 def bot_for_history(api_key: ApiKeyPrincipal, bot_id: int | None) -> int:
     """The bot whose stored conversations the caller asks about: `botId`, or the key's only
-    bot. Disabled bots stay readable (and deletable): disabling stops new answers only."""
+    bot, or its default bot. Disabled bots stay readable (and deletable): disabling stops new
+    answers only."""
     if bot_id is None:
-        bot_id = _single_bot_id(api_key)
+        bot_id = _single_bot_id(api_key) or api_key.default_bot_id
         if bot_id is None:
             raise BadRequest(
                 "'botId' is required: this API key may use several bots.", param="botId"

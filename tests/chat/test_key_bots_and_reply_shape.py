@@ -123,3 +123,15 @@ def test_the_aiflowy_reply_shape_streams_start_middle_end_and_errors_in_its_shap
     )
     assert refused.status_code == 401
     assert "errorCode" in refused.json()
+
+
+def test_the_history_api_reads_the_default_bots_conversations_without_bot_id(
+    http, make_bot, make_key
+):
+    first, second = make_bot(name="first"), make_bot(name="second")
+    key = make_key(bot_ids=[second.id, first.id])
+    headers = {"Authorization": key}
+    http.post(COMPLETIONS, headers=headers, json={"chatId": "talk", "messages": QUESTION})
+    listed = http.get("/api/v1/chat/histories", headers=headers).json()
+    assert listed["botId"] == second.id
+    assert [item["chatId"] for item in listed["list"]] == ["talk"]

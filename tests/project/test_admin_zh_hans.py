@@ -237,4 +237,11 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
         f"/admin/{m._meta.app_label}/{m._meta.model_name}/" for m in admin.site._registry
     }
     assert visited_models <= seen
+    own_pages = {
+        f"/admin/workflows/workflow/{workflow.pk}/test-run/",
+        f"/admin/workflows/workflow/{workflow.pk}/graph/",
+        "/admin/workflows/workflow/import/",
+        f"/admin/bots/bot/{Bot.objects.get(name='demo').pk}/change/",
+    }
+    assert own_pages <= seen, own_pages - seen
     assert problems == {}, "\n".join(f"{u}: {p}" for u, p in problems.items())

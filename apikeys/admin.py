@@ -37,11 +37,7 @@ class ApiKeyForm(forms.ModelForm):
 def picked_bot_ids(form: forms.ModelForm) -> list[int]:
     """The allowed bots in the order the operator picked them: the admin's selector posts its
     chosen box in the order bots were moved into it."""
-    picked = []
-    for value in form.data.getlist("allowed_bots") if hasattr(form.data, "getlist") else []:
-        if str(value).isdigit():
-            picked.append(int(value))
-    return picked
+    return [int(value) for value in form.data.getlist("allowed_bots") if value.isdigit()]
 
 
 @admin.register(ApiKey)

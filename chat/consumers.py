@@ -75,11 +75,9 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
             completion = await bot_reply(turn)
             answer = openai_wire.completion_body(header, completion)
             if request.detail:
-                answer["responseData"] = fastgpt_wire.response_data(
-                    chat_module_runs(turn, completion)
+                answer |= fastgpt_wire.detail_fields(
+                    chat_module_runs(turn, completion), variables=turn.variables
                 )
-                if turn.variables:
-                    answer["newVariables"] = turn.variables
             await self.send_json(answer)
             return
         # An upstream failure that comes at once is answered with its real status.

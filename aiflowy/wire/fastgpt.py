@@ -106,6 +106,17 @@ def response_data(modules: Iterable[ModuleRun]) -> list[dict[str, Any]]:
     ]
 
 
+def detail_fields(
+    modules: Iterable[ModuleRun], *, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What `detail: true` adds to a JSON answer: `responseData`, and `newVariables` when the
+    conversation has variables."""
+    fields: dict[str, Any] = {"responseData": response_data(modules)}
+    if variables:
+        fields["newVariables"] = variables
+    return fields
+
+
 def _tool_event(event: str, tool: dict[str, Any]) -> bytes:
     return sse_event({"tool": tool}, event=event)
 

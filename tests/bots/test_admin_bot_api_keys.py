@@ -74,3 +74,11 @@ def test_a_key_is_made_only_by_post_and_only_with_the_right_to_add_keys(admin_cl
     assert 'id="add-bot-api-key"' not in page
     assert client.post(url).status_code == 403
     assert not ApiKey.objects.exists()
+
+
+def test_the_section_is_absent_for_staff_who_may_not_see_keys(transactional_db, bot):
+    editor = get_user_model().objects.create_user("bot-editor", password="pw", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_bot", "change_bot"]))
+    page = _client(editor).get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
+    assert 'name="name"' in page
+    assert 'id="bot-api-keys"' not in page

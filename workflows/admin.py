@@ -228,6 +228,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                 run_id, _outcome = workflow_run_now(workflow=workflow, variables=form.variables())
             except ValidationError as error:
                 for field, field_errors in error.message_dict.items():
+                    field_errors = [checker_message(text) for text in field_errors]
                     form.add_error(field if field in form.fields else None, field_errors)
             except ApiError as error:
                 form.add_error(None, error.message)

@@ -70,6 +70,11 @@ CHECKER_SHAPES = [
     _noop('{where}: code engine "{engine}" is not supported (only JavaScript: "js")'),
     _noop("{where}: the code node has no code"),
     _noop("{label} has no type"),
+    # A test run's inputs (the engine's input checks).
+    _noop("variables must be a JSON object"),
+    _noop("missing required parameter {parameter}"),
+    _noop("invalid value for parameter {parameter}: must be one of {choices}"),
+    _noop("invalid value for parameter {parameter}: {detail}"),
     _noop('node "{node}" ({title})'),
     _noop('node "{node}"'),
     _noop('edge "{edge}"'),

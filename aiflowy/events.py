@@ -16,7 +16,11 @@ from typing import Any
 class ModuleRun:
     """One executed module of an answer, as FastGPT's `detail` reports it. `history` is the
     conversation as the model saw it (stored history and the caller's messages, without the
-    bot's own system prompt), as `{"role", "content"}` items."""
+    bot's own system prompt), as `{"role", "content"}` items; `complete_messages` is
+    everything the model saw (system prompt included) followed by its answer. `price` is at
+    the operator's prices (0 when none are set). `quotes` are the knowledge-base passages the
+    answer drew on: none until a knowledge base feeds the chat module (the seam is
+    `chat.services.knowledge_quotes`)."""
 
     name: str
     kind: str
@@ -26,6 +30,12 @@ class ModuleRun:
     running_seconds: float
     query: str
     history: list[dict] = field(default_factory=list)
+    answer: str = ""
+    price: float = 0.0
+    max_tokens: int | None = None
+    temperature: float | None = None
+    complete_messages: list[dict] = field(default_factory=list)
+    quotes: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -5,13 +6,48 @@ from django.utils.translation import ngettext
 
 from apikeys.models import ApiKey
 from apikeys.selectors import principal_cache
-from apikeys.services import api_key_create, api_keys_set_enabled
+from apikeys.services import api_key_create, api_key_default_bot_settle, api_keys_set_enabled
+
+
+class ApiKeyForm(forms.ModelForm):
+    """The default bot, when chosen, must be one of the allowed bots (or any bot when the key
+    may use every bot)."""
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "name",
+            "enabled",
+            "expires_at",
+            "allowed_bots",
+            "default_bot",
+            "allowed_workflows",
+            "rate_limit_per_minute",
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        default_bot = cleaned.get("default_bot")
+        allowed_bots = cleaned.get("allowed_bots")
+        if default_bot is not None and allowed_bots and default_bot not in allowed_bots:
+            self.add_error("default_bot", _("The default bot must be one of the allowed bots."))
+        return cleaned
+
+
+def picked_bot_ids(form: forms.ModelForm) -> list[int]:
+    """The allowed bots in the order the operator picked them: the admin's selector posts its
+    chosen box in the order bots were moved into it."""
+    return [int(value) for value in form.data.getlist("allowed_bots") if value.isdigit()]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are generated on save; the full key is rendered once in the response to the add
-    form (never stored, never put in a message or session), then only its prefix."""
+    form (never stored, never put in a message or session), then only its prefix. The default
+    bot (used when an OpenAI-compatible request names no model) is the first allowed bot
+    picked, unless the operator chooses another."""
+
+    form = ApiKeyForm
 
     list_display = [
         "name",
@@ -28,6 +64,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "enabled",
         "expires_at",
         "allowed_bots",
+        "default_bot",
         "allowed_workflows",
         "rate_limit_per_minute",
     ]
@@ -41,6 +78,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "name",
                 "expires_at",
                 "allowed_bots",
+                "default_bot",
                 "allowed_workflows",
                 "rate_limit_per_minute",
             ]
@@ -60,6 +98,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
+        api_key_default_bot_settle(api_key=form.instance, picked_bot_ids=picked_bot_ids(form))
         principal_cache.invalidate()
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -19,6 +19,18 @@ class ApiKey(models.Model):
         verbose_name=_("allowed bots"),
         help_text=_("Empty: every bot."),
     )
+    default_bot = models.ForeignKey(
+        "bots.Bot",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("default bot"),
+        help_text=_(
+            "Answers OpenAI-compatible requests that name no model. Empty: the first allowed "
+            "bot picked."
+        ),
+    )
     allowed_workflows = models.ManyToManyField(
         "workflows.Workflow",
         blank=True,

@@ -26,6 +26,7 @@ class ApiKeyPrincipal:
     bot_ids: frozenset[int] | None
     workflow_ids: frozenset[int] | None
     rate_limit_per_minute: int
+    default_bot_id: int | None = None
 
     @property
     def is_expired(self) -> bool:
@@ -58,6 +59,7 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         bot_ids=bot_ids or None,
         workflow_ids=workflow_ids or None,
         rate_limit_per_minute=api_key.rate_limit_per_minute,
+        default_bot_id=api_key.default_bot_id,
     )
 
 

@@ -1,9 +1,15 @@
 from django import forms
 from django.contrib import admin
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
+from apikeys.models import ApiKey
+from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
 from bots.selectors import bot_cache
 
@@ -26,7 +32,16 @@ class LlmProviderForm(forms.ModelForm):
 
     class Meta:
         model = LlmProvider
-        fields = ["name", "kind", "base_url", "api_key", "default_model", "timeout_seconds"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "default_model",
+            "timeout_seconds",
+            "input_price_per_1k",
+            "output_price_per_1k",
+        ]
 
     def clean_api_key(self) -> str:
         new_key = self.cleaned_data.get("api_key", "")
@@ -71,6 +86,7 @@ class BotAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (_("Prices"), {"fields": ["input_price_per_1k", "output_price_per_1k"]}),
     ]
 
     readonly_fields = ["playground_link"]
@@ -86,3 +102,43 @@ class BotAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
         bot_cache.invalidate()
+
+    # --- the bot's API key section (as AIFlowy's bot page has) ------------------------------
+    def get_urls(self):
+        add_key = self.admin_site.admin_view(require_POST(self.add_api_key_view))
+        return [
+            path("<int:object_id>/api-keys/add/", add_key, name="bots_bot_add_api_key"),
+            *super().get_urls(),
+        ]
+
+    def _may_add_api_key(self, request) -> bool:
+        return request.user.has_perm("apikeys.add_apikey")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        if request.user.has_perm("apikeys.view_apikey") or self._may_add_api_key(request):
+            extra_context["bot_api_keys"] = list(
+                ApiKey.objects.filter(allowed_bots__pk=object_id).order_by("-created_at")
+            )
+            extra_context["may_add_api_key"] = self._may_add_api_key(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_api_key_view(self, request, object_id: int):
+        """新增 on the bot's page: a key limited to this bot, shown once in this response
+        (never stored, never put in a message or session) and then only by its prefix."""
+        bot = get_object_or_404(Bot, pk=object_id)
+        if not (self.has_change_permission(request, bot) and self._may_add_api_key(request)):
+            raise PermissionDenied
+        name = (request.POST.get("new_api_key_name") or "").strip()[:100] or bot.name
+        api_key, raw_key = api_key_create(name=name, created_by=request.user, bot_ids=[bot.pk])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": ApiKey._meta,
+            "api_key": api_key,
+            "raw_key": raw_key,
+            "title": _("API key created"),
+            "done_url": reverse("admin:bots_bot_change", args=[bot.pk]),
+        }
+        response = TemplateResponse(request, "apikeys/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response

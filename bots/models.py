@@ -24,6 +24,22 @@ class LlmProvider(models.Model):
     timeout_seconds = models.FloatField(
         _("timeout (seconds)"), default=60.0, validators=[MinValueValidator(0.1)]
     )
+    # Prices are the operator's own figures (any currency), reported as `price` in FastGPT's
+    # `detail` records; nothing is charged.
+    input_price_per_1k = models.DecimalField(
+        _("input price per 1K tokens"),
+        max_digits=12,
+        decimal_places=6,
+        default=0,
+        validators=[MinValueValidator(0)],
+    )
+    output_price_per_1k = models.DecimalField(
+        _("output price per 1K tokens"),
+        max_digits=12,
+        decimal_places=6,
+        default=0,
+        validators=[MinValueValidator(0)],
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -72,6 +88,24 @@ class Bot(models.Model):
         _("callers may override generation settings"),
         default=True,
         help_text=_("Whether temperature, top_p, max_tokens and stop from a request win."),
+    )
+    input_price_per_1k = models.DecimalField(
+        _("input price per 1K tokens"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the provider's price."),
+    )
+    output_price_per_1k = models.DecimalField(
+        _("output price per 1K tokens"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the provider's price."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

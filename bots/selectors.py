@@ -40,6 +40,15 @@ class BotConfig:
     welcome_message: str
     allow_request_overrides: bool
     created_at: datetime | None = None
+    # The bot's own prices, else its provider's (FastGPT's `detail` reports `price`).
+    input_price_per_1k: float = 0.0
+    output_price_per_1k: float = 0.0
+
+    def price_of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What an answer cost at the operator's prices: 0 when none are set."""
+        return (
+            prompt_tokens * self.input_price_per_1k + completion_tokens * self.output_price_per_1k
+        ) / 1000
 
     @classmethod
     def from_model(cls, bot: Bot) -> BotConfig:
@@ -57,6 +66,16 @@ class BotConfig:
             welcome_message=bot.welcome_message,
             allow_request_overrides=bot.allow_request_overrides,
             created_at=bot.created_at,
+            input_price_per_1k=float(
+                bot.provider.input_price_per_1k
+                if bot.input_price_per_1k is None
+                else bot.input_price_per_1k
+            ),
+            output_price_per_1k=float(
+                bot.provider.output_price_per_1k
+                if bot.output_price_per_1k is None
+                else bot.output_price_per_1k
+            ),
         )
 
 

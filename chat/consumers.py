@@ -22,6 +22,7 @@ from chat.access import bot_for_model_name, bots_for_key
 from chat.schemas import parse_chat_completion, parse_external_chat
 from chat.services import (
     MODULE_NAME,
+    ChatTurn,
     bot_reply,
     bot_reply_stream,
     chat_module_runs,
@@ -43,23 +44,39 @@ class ExternalChatConsumer(ApiKeyConsumer):
         await self.send_json(aiflowy_wire.answer_body(await bot_reply(turn)))
 
 
+# AIFlowy's own `/v1/chat/completions` page shows its externalChat reply shape; clients written
+# against it ask for that shape with this header or query parameter (OpenAI's is the default).
+REPLY_SHAPE_HEADER = b"x-aiflowy-reply"
+REPLY_SHAPE_QUERY = "reply"
+AIFLOWY_REPLY_SHAPE = "aiflowy"
+
+
 class ChatCompletionsConsumer(ApiKeyConsumer):
-    """`POST /v1/chat/completions` (and `/api/v1/chat/completions`): OpenAI's chat completions,
+    """`POST /v1/chat/completions` (and `/api/v1/…`, `/api/…`): OpenAI's chat completions,
     JSON or SSE, with FastGPT's `chatId`, `variables`, `customUid`, `responseChatItemId` and
-    `detail`."""
+    `detail`; AIFlowy's reply shape (bodies and errors) on request."""
 
     wire = openai_wire
+
+    async def handle_request(self, body: bytes) -> None:
+        shape = self.header(REPLY_SHAPE_HEADER) or self.query_param(REPLY_SHAPE_QUERY) or ""
+        if shape.strip().lower() == AIFLOWY_REPLY_SHAPE:
+            self.wire = aiflowy_wire
+        await super().handle_request(body)
 
     async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
         request = parse_chat_completion(json_object(body))
         turn = await chat_turn_for_completion(api_key, request)
+        if self.wire is aiflowy_wire:
+            await self.reply_in_aiflowy_shape(turn, stream=request.stream)
+            return
         header = openai_wire.CompletionHeader.new(turn.bot.name)
         if not request.stream:
             completion = await bot_reply(turn)
             answer = openai_wire.completion_body(header, completion)
             if request.detail:
-                answer["responseData"] = fastgpt_wire.response_data(
-                    chat_module_runs(turn, completion)
+                answer |= fastgpt_wire.detail_fields(
+                    chat_module_runs(turn, completion), variables=turn.variables
                 )
             await self.send_json(answer)
             return
@@ -73,7 +90,9 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
                     replies,
                     module_name=MODULE_NAME,
                     include_usage=request.include_usage,
-                    modules=lambda end: chat_module_runs(turn, end),
+                    modules=lambda end, text: chat_module_runs(turn, end, answer=text),
+                    variables=turn.variables,
+                    messages=turn.messages,
                 ),
                 source=stream,
                 on_error=fastgpt_wire.sse_error,
@@ -83,6 +102,14 @@ class ChatCompletionsConsumer(ApiKeyConsumer):
             openai_wire.completion_events(header, replies, include_usage=request.include_usage),
             source=stream,
         )
+
+    async def reply_in_aiflowy_shape(self, turn: ChatTurn, *, stream: bool) -> None:
+        """externalChat's body, or its START/MIDDLE/END events."""
+        if not stream:
+            await self.send_json(aiflowy_wire.answer_body(await bot_reply(turn)))
+            return
+        replies = bot_reply_stream(turn)
+        await self.send_sse_stream(aiflowy_wire.answer_events(replies), source=replies)
 
 
 class ModelsConsumer(ApiKeyConsumer):

@@ -48,9 +48,9 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     class Role(models.TextChoices):
-        SYSTEM = "system", "system"
-        USER = "user", "user"
-        ASSISTANT = "assistant", "assistant"
+        SYSTEM = "system", _("system")
+        USER = "user", _("user")
+        ASSISTANT = "assistant", _("assistant")
 
     class Status(models.TextChoices):
         COMPLETE = "complete", _("complete")

@@ -15,6 +15,8 @@ http_urlpatterns = [
     path("api/v1/aiBot/externalChat", ExternalChatConsumer.as_asgi()),
     path("v1/chat/completions", ChatCompletionsConsumer.as_asgi()),
     path("api/v1/chat/completions", ChatCompletionsConsumer.as_asgi()),
+    # FastGPT's base URL is `…/api`; its SDK users append `/chat/completions` to it.
+    path("api/chat/completions", ChatCompletionsConsumer.as_asgi()),
     path("v1/models", ModelsConsumer.as_asgi()),
     path("api/v1/models", ModelsConsumer.as_asgi()),
     path("v1/models/<str:model>", ModelsConsumer.as_asgi()),

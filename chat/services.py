@@ -333,8 +333,20 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
     yield end
 
 
-def chat_module_runs(turn: ChatTurn, usage: Completion | StreamEnd) -> list[ModuleRun]:
-    """What FastGPT's `detail` reports about this answer: one chat module."""
+def knowledge_quotes(turn: ChatTurn) -> list[dict]:
+    """The knowledge-base passages this answer drew on, as FastGPT's `quoteList` items: none
+    yet. The knowledge-base feature fills this in (and puts them in the prompt)."""
+    return []
+
+
+def chat_module_runs(
+    turn: ChatTurn, usage: Completion | StreamEnd, *, answer: str | None = None
+) -> list[ModuleRun]:
+    """What FastGPT's `detail` reports about this answer: one chat module. `answer` is the
+    streamed text (a `Completion` carries its own)."""
+    if answer is None:
+        answer = getattr(usage, "content", "") or ""
+    params = generation_params(turn)
     return [
         ModuleRun(
             name=MODULE_NAME,
@@ -345,5 +357,14 @@ def chat_module_runs(turn: ChatTurn, usage: Completion | StreamEnd) -> list[Modu
             running_seconds=time.monotonic() - turn.started_monotonic,
             query=turn.question,
             history=[*turn.history, *turn.messages],
+            answer=answer,
+            price=turn.bot.price_of(usage.prompt_tokens, usage.completion_tokens),
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            complete_messages=[
+                *prompt_messages(turn),
+                {"role": "assistant", "content": answer},
+            ],
+            quotes=knowledge_quotes(turn),
         )
     ]

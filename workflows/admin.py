@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_pagination import EstimatedCountPaginator
 from aiflowy.errors import ApiError
+from workflows.checker_messages import checker_message
 from workflows.definitions import workflow_create, workflow_export_document, workflow_saved
 from workflows.engine import input_parameters
 from workflows.forms import TestRunForm, WorkflowAdminForm, WorkflowImportForm
@@ -211,7 +212,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             _("Graph of “%s”") % workflow.title,
             original=workflow,
             svg=definition_svg(workflow.definition),
-            definition_error=config.definition_error,
+            definition_error=checker_message(config.definition_error),
         )
 
     def test_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -227,6 +228,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                 run_id, _outcome = workflow_run_now(workflow=workflow, variables=form.variables())
             except ValidationError as error:
                 for field, field_errors in error.message_dict.items():
+                    field_errors = [checker_message(text) for text in field_errors]
                     form.add_error(field if field in form.fields else None, field_errors)
             except ApiError as error:
                 form.add_error(None, error.message)
@@ -238,7 +240,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             _("Test run of “%s”") % workflow.title,
             original=workflow,
             form=form,
-            definition_error=config.definition_error,
+            definition_error=checker_message(config.definition_error),
             run=run,
             result_json=json.dumps(run.result, ensure_ascii=False, indent=2) if run else "",
             steps=[

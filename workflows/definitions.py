@@ -17,7 +17,9 @@ from pathlib import PurePath
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
+from workflows.checker_messages import checker_message_lazy
 from workflows.engine import DefinitionError, parse_definition
 from workflows.models import Workflow
 from workflows.selectors import workflow_cache
@@ -40,10 +42,10 @@ def workflow_definition_check(definition: Any) -> None:
     try:
         parse_definition(definition)
     except DefinitionError as error:
+        # Shown by the admin, in the operator's language (the engine writes English).
         raise ValidationError(
-            "Invalid workflow definition: %(error)s",
+            checker_message_lazy(f"Invalid workflow definition: {definition_error_text(error)}"),
             code="invalid_definition",
-            params={"error": definition_error_text(error)},
         ) from None
 
 
@@ -79,9 +81,11 @@ def workflow_document_parse(raw: bytes | str, *, filename: str = "") -> Workflow
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"The file is not valid JSON: {exc}", code="invalid_json") from None
+        raise ValidationError(
+            _("The file is not valid JSON: %(error)s"), code="invalid_json", params={"error": exc}
+        ) from None
     if not isinstance(data, dict):
-        raise ValidationError("The file must hold a JSON object.", code="invalid_json")
+        raise ValidationError(_("The file must hold a JSON object."), code="invalid_json")
     title = data.get("title") if isinstance(data.get("title"), str) else ""
     description = data.get("description") if isinstance(data.get("description"), str) else ""
     definition: Any = data
@@ -93,11 +97,13 @@ def workflow_document_parse(raw: bytes | str, *, filename: str = "") -> Workflow
                     definition = json.loads(definition)
                 except ValueError as exc:
                     raise ValidationError(
-                        f"'{key}' is not valid JSON: {exc}", code="invalid_json"
+                        _("'%(key)s' is not valid JSON: %(error)s"),
+                        code="invalid_json",
+                        params={"key": key, "error": exc},
                     ) from None
             break
     if not isinstance(definition, dict):
-        raise ValidationError("The workflow definition must be a JSON object.", code="invalid")
+        raise ValidationError(_("The workflow definition must be a JSON object."), code="invalid")
     if definition is data:
         definition = {k: v for k, v in data.items() if k not in _METADATA_KEYS}
     workflow_definition_check(definition)

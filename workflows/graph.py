@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 NODE_WIDTH = 210
 NODE_HEIGHT = 64
@@ -81,8 +82,9 @@ def definition_svg(definition: Any) -> SafeString:
     if not nodes:
         return mark_safe(
             '<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" width="320" '
-            'height="60" role="img" aria-label="empty workflow"><text x="12" y="34" '
-            'font-family="sans-serif" font-size="14">(no nodes)</text></svg>'
+            f'height="60" role="img" aria-label="{escape(gettext("empty workflow"))}">'
+            '<text x="12" y="34" font-family="sans-serif" font-size="14">'
+            f"{escape(gettext('(no nodes)'))}</text></svg>"
         )
 
     layer_of = _layers(list(nodes), edges)
@@ -102,7 +104,7 @@ def definition_svg(definition: Any) -> SafeString:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="workflow graph" font-family="sans-serif">',
+        f'aria-label="{escape(gettext("workflow graph"))}" font-family="sans-serif">',
         '<defs><marker id="wf-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
         'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#607d8b"/></marker></defs>',
@@ -118,7 +120,11 @@ def definition_svg(definition: Any) -> SafeString:
         else:
             mid = (x1 + x2) // 2
             path = f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
-        title = f"edge {edge_id}: {source} → {target}" + (f" when {condition}" if condition else "")
+        title = gettext("edge %(edge)s: %(source)s → %(target)s") % {
+            "edge": edge_id,
+            "source": source,
+            "target": target,
+        } + (gettext(" when %(condition)s") % {"condition": condition} if condition else "")
         dashes = 'stroke-dasharray="5 3" ' if condition else ""
         parts.append(
             f'<g class="wf-edge" data-edge-id="{escape(edge_id)}"><title>{escape(title)}</title>'
@@ -137,10 +143,15 @@ def definition_svg(definition: Any) -> SafeString:
         data = node.get("data") if isinstance(node.get("data"), Mapping) else {}
         title = _text(data.get("title")).strip() or node_id
         colour = COLOURS.get(node_type, DEFAULT_COLOUR)
+        node_tooltip = gettext("%(title)s (%(type)s, id %(id)s)") % {
+            "title": title,
+            "type": node_type,
+            "id": node_id,
+        }
         parts.append(
             f'<g class="wf-node" data-node-id="{escape(node_id)}" '
             f'data-node-type="{escape(node_type)}">'
-            f"<title>{escape(f'{title} ({node_type}, id {node_id})')}</title>"
+            f"<title>{escape(node_tooltip)}</title>"
             f'<rect x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" rx="8" '
             f'fill="#ffffff" stroke="{colour}" stroke-width="2"/>'
             f'<rect x="{x}" y="{y}" width="6" height="{NODE_HEIGHT}" rx="3" fill="{colour}"/>'

@@ -51,6 +51,7 @@ def test_the_add_form_asks_only_for_name_expiry_scope_and_rate_limit(admin_clien
         "expires_at_0",
         "expires_at_1",
         "allowed_bots",
+        "default_bot",
         "allowed_workflows",
         "rate_limit_per_minute",
     }
@@ -109,3 +110,46 @@ def test_list_shows_name_prefix_enabled_expiry_and_last_used(admin_client, make_
     page = admin_client.get("/admin/apikeys/apikey/").content.decode()
     for column in ("名称", "密钥", "启用", "过期时间", "最近使用"):
         assert column in page
+
+
+def test_the_first_bot_picked_is_the_default_and_the_operator_can_change_it(
+    admin_client, http, make_bot
+):
+    first, second = make_bot(name="first"), make_bot(name="second")
+    form = {
+        "name": "two bots",
+        "rate_limit_per_minute": "0",
+        "expires_at_0": "",
+        "expires_at_1": "",
+    }
+    # The selector posts its chosen box in the order the bots were moved into it.
+    response = admin_client.post(
+        "/admin/apikeys/apikey/add/", {**form, "allowed_bots": [second.id, first.id]}
+    )
+    raw_key = KEY_IN_PAGE.search(response.content.decode()).group(1)
+    api_key = ApiKey.objects.get(name="two bots")
+    assert api_key.default_bot == second
+    answer = http.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {raw_key}"},
+        json={"messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert answer.json()["model"] == "second"
+
+    change_url = f"/admin/apikeys/apikey/{api_key.pk}/change/"
+    form["enabled"] = "on"
+    admin_client.post(
+        change_url, {**form, "allowed_bots": [second.id, first.id], "default_bot": first.id}
+    )
+    api_key.refresh_from_db()
+    assert api_key.default_bot == first
+
+    outsider = make_bot(name="outsider")
+    refused = admin_client.post(
+        change_url, {**form, "allowed_bots": [first.id], "default_bot": outsider.id}
+    )
+    assert "默认机器人必须是允许的机器人之一" in refused.content.decode()
+    # Dropping the default bot from the scope makes the first remaining one the default.
+    admin_client.post(change_url, {**form, "allowed_bots": [second.id], "default_bot": ""})
+    api_key.refresh_from_db()
+    assert api_key.default_bot == second

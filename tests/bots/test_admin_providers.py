@@ -22,6 +22,8 @@ def _form(provider: LlmProvider, **changes) -> dict:
         "api_key": "",
         "default_model": provider.default_model,
         "timeout_seconds": str(provider.timeout_seconds),
+        "input_price_per_1k": str(provider.input_price_per_1k),
+        "output_price_per_1k": str(provider.output_price_per_1k),
     }
     return {**data, **changes}
 

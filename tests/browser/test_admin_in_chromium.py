@@ -76,3 +76,59 @@ def test_operator_creates_a_key_with_xinzeng_and_calls_external_chat(browser_pag
     page.goto("/admin/apikeys/apikey/")
     assert key not in page.content()
     assert key[:9] in page.content()
+
+
+def _log_in(page) -> None:
+    page.goto("/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "s3cret-pass")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+
+
+def test_the_key_scope_selector_speaks_chinese(browser_page):
+    """The admin's JavaScript widgets translate with the catalog the page loads (`jsi18n`):
+    in zh-hans it has the selector's strings, including those Django 5.2's own catalog lacks
+    (the project's djangojs catalog fills them). The test server serves no static files, so
+    the selector's own script (which calls exactly these) does not run here."""
+    page = browser_page
+    _log_in(page)
+    page.goto("/admin/apikeys/apikey/add/")
+    page.wait_for_function("typeof window.interpolate === 'function'")
+    texts = page.evaluate(
+        """() => [
+            interpolate(gettext('Choose all %s'), ['允许的机器人']),
+            interpolate(
+                gettext('Choose %s by selecting them and then select the "Choose" arrow button.'),
+                ['允许的机器人'],
+            ),
+            interpolate(gettext('Remove all %s'), ['允许的机器人']),
+            interpolate(gettext('Available %s'), ['允许的机器人']),
+            gettext('Filter'),
+        ]"""
+    )
+    assert texts[0] == "全选允许的机器人"
+    assert texts[1].startswith("选中要选择的允许的机器人")
+    assert texts[2] == "移除全部允许的机器人"
+    assert texts[3] == "可用 允许的机器人"
+    assert texts[4] == "过滤"
+
+
+def test_xinzeng_in_the_bots_key_section_shows_the_new_key_once(browser_page, http, bot):
+    page = browser_page
+    _log_in(page)
+    page.goto(f"/admin/bots/bot/{bot.pk}/change/")
+    page.fill("#id_new_api_key_name", "店铺")
+    page.get_by_role("button", name="新增 API 密钥").click()
+    key = page.input_value("#new-api-key")
+    assert key.startswith("af-")
+    answer = http.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "any", "messages": [{"role": "user", "content": "你好"}]},
+    )
+    assert answer.json()["choices"][0]["message"]["content"] == "Echo: 你好"
+    page.get_by_role("link", name="完成").click()
+    page.wait_for_url(f"**/admin/bots/bot/{bot.pk}/change/")
+    section = page.locator("#bot-api-keys").inner_text()
+    assert "店铺" in section and key[:9] in section and key not in page.content()

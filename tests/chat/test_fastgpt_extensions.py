@@ -221,15 +221,16 @@ def test_detail_streams_fastgpt_named_events(http, bot, api_key):
     names = [name for name, _ in events]
     assert names[0] == "flowNodeStatus"
     assert json.loads(events[0][1]) == {"status": "running", "name": "AI Chat"}
-    assert names[1:-1] == ["answer"] * (len(names) - 2)
-    assert names[-1] == "flowResponses"
+    assert names[1:-2] == ["answer"] * (len(names) - 3)
+    assert names[-2:] == ["flowResponses", "appStreamResponse"]
     answers = [data for name, data in events if name == "answer"]
     assert answers[-1] == "[DONE]"
     chunks = [json.loads(data) for data in answers[:-1]]
     assert len({chunk["id"] for chunk in chunks}) == 1
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Echo: one two"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    [record] = json.loads(events[-1][1])
+    [record] = json.loads(events[-2][1])
+    assert json.loads(events[-1][1]) == [record]
     assert record["query"] == "one two"
     assert record["moduleType"] == "chatNode"
 

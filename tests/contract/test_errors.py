@@ -329,6 +329,14 @@ ENDPOINTS: list[Endpoint] = [
         "GET",
         completion_request,
     ),
+    Endpoint(
+        "api-chat-completions",
+        "POST",
+        "/api/chat/completions",
+        "openai",
+        "GET",
+        completion_request,
+    ),
     *models_endpoints("/v1"),
     *models_endpoints("/api/v1"),
 ]

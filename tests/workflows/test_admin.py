@@ -42,25 +42,26 @@ def bad_reference_definition() -> dict:
             lambda d: d["nodes"][1]["data"]["outputDefs"].append(
                 {"name": "bad", "refType": "ref", "ref": "missing_node.body"}
             ),
-            ['node "end"', "missing_node.body"],
+            ['节点 "end"', "missing_node.body"],
         ),
         (
             lambda d: d["edges"].append({"id": "e9", "source": "start", "target": "nowhere"}),
-            ['edge "e9"', "nowhere"],
+            ['连线 "e9"', "nowhere"],
         ),
         (
             lambda d: d["nodes"].append({"id": "odd", "type": "teleportNode", "data": {}}),
-            ['node "odd"', "teleportNode"],
+            ['节点 "odd"', "teleportNode"],
         ),
         (
             lambda d: d["nodes"].append({"id": "start2", "type": "startNode", "data": {}}),
-            ["start2", "exactly one"],
+            ["start2", "必须恰好一个"],
         ),
     ],
 )
 def test_saving_an_invalid_definition_shows_an_error_naming_the_node_or_edge(
     admin_client, mutate, fragments
 ):
+    """In the admin's language (zh-hans): the checker's English is translated."""
     definition = typed_definition()
     mutate(definition)
     response = admin_client.post(reverse("admin:workflows_workflow_add"), form_data(definition))
@@ -155,7 +156,8 @@ def test_importing_an_invalid_definition_names_the_node(admin_client):
         {"file": upload("bad.json", json.dumps(definition).encode())},
     )
     assert response.status_code == 200
-    assert "no edges" in response.content.decode()
+    # The checker's finding, in the admin's language (zh-hans).
+    assert "工作流没有连线" in response.content.decode()
     assert not Workflow.objects.exists()
 
 

@@ -3,7 +3,9 @@
 Safe to run on every start (`make run` does). The provider is the offline `echo` kind, unless
 `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `OPENAI_MODEL` are all set: then it points there.
 The demo key is printed once, when it is created; it cannot be shown again (only its hash is
-stored), so a later run says how to make a new one.
+stored), so a later run says how to make a new one. The demo key is bound to the demo bot (its
+only allowed bot, and its default), so the reference documents' request examples work with it
+as written: any `model`, no `model`, or the documents' own `botId`.
 """
 
 import os
@@ -98,16 +100,25 @@ class Command(BaseCommand):
     def _key(self, host: str, bot: Bot) -> None:
         existing = ApiKey.objects.filter(name=DEMO_KEY_NAME).first()
         if existing is not None:
+            if not existing.allowed_bots.exists():
+                # A demo key made before keys were bound to the demo bot.
+                existing.allowed_bots.set([bot.pk])
+                ApiKey.objects.filter(pk=existing.pk).update(default_bot=bot)
             self.stdout.write(
                 f"Demo API key: exists ({existing.prefix}…); it was shown when it was created. "
                 "New one: .venv/bin/python manage.py createapikey --name demo2"
             )
             return
-        _api_key, raw_key = api_key_create(name=DEMO_KEY_NAME)
+        _api_key, raw_key = api_key_create(name=DEMO_KEY_NAME, bot_ids=[bot.pk])
         self.stdout.write(f"Demo API key (shown once, copy it now): {raw_key}")
         self.stdout.write("Try it:")
         self.stdout.write(
             f"  curl -s {host}/api/v1/aiBot/externalChat -H 'Authorization: Bearer {raw_key}' "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"botId": {bot.pk}, "messages": [{{"role": "user", "content": "你好"}}]}}\''
+        )
+        self.stdout.write(
+            f"  curl -s {host}/v1/chat/completions -H 'Authorization: Bearer {raw_key}' "
+            f"-H 'Content-Type: application/json' "
+            f'-d \'{{"messages": [{{"role": "user", "content": "Hello, how are you?"}}]}}\''
         )

@@ -56,6 +56,10 @@ class WorkflowDefinition:
     reachable: frozenset[str]
     raw: Mapping[str, Any]
 
+    def scope_of(self, node_id: str) -> str | None:
+        """The loopNode whose body holds ``node_id`` (None: the main graph)."""
+        return self.nodes[node_id].parent_id
+
     @property
     def start(self) -> NodeDef:
         return self.nodes[self.start_id]
@@ -173,6 +177,37 @@ def _check_refs(
             )
 
 
+def _body_of(loop_id: str, parents: Mapping[str, str]) -> set[str]:
+    """Every node inside ``loop_id``'s body, nested loops' bodies included."""
+    body: set[str] = set()
+    frontier = {loop_id}
+    while frontier:
+        frontier = {node_id for node_id, parent in parents.items() if parent in frontier} - body
+        body |= frontier
+    return body
+
+
+def _check_parents(
+    headers: list[tuple[str, str, str, Mapping[str, Any]]], parents: Mapping[str, str]
+) -> None:
+    types = {h[0]: h[1] for h in headers}
+    for node_id, node_type, _title, _data in headers:
+        parent = parents.get(node_id)
+        if parent is None:
+            continue
+        if types.get(parent) != "loopNode":
+            raise DefinitionError(
+                f'node "{node_id}" has parentId "{parent}", which is not a loopNode',
+                node_id=node_id,
+            )
+        if node_type in ("startNode", "endNode"):
+            raise DefinitionError(
+                f'node "{node_id}": a {node_type} cannot be inside a loop body', node_id=node_id
+            )
+        if node_id in _body_of(node_id, parents):
+            raise DefinitionError(f'node "{node_id}" is inside its own loop body', node_id=node_id)
+
+
 def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinition:
     """Validate a workflow definition (a dict or its JSON text) and return it parsed.
 
@@ -190,6 +225,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
 
     # Pass 1: identity and type of every node.
     headers: list[tuple[str, str, str, Mapping[str, Any]]] = []
+    parents: dict[str, str] = {}
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
         if not isinstance(raw, Mapping):
@@ -214,6 +250,9 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         if node_type not in SUPPORTED_NODE_TYPES:
             raise DefinitionError(f'{label}: unknown node type "{node_type}"', node_id=node_id)
         headers.append((node_id, node_type, title, node_data))
+        parent_id = loose_text(raw.get("parentId"))
+        if parent_id:
+            parents[node_id] = parent_id.strip()
 
     starts = [h for h in headers if h[1] == "startNode"]
     ends = [h for h in headers if h[1] == "endNode"]
@@ -228,6 +267,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     if not ends:
         raise DefinitionError("the workflow has no end node (endNode)")
     start_id = starts[0][0]
+    _check_parents(headers, parents)
 
     # Edges.
     node_ids = [h[0] for h in headers]
@@ -273,6 +313,13 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
                 node_id=source,
                 edge_id=edge_id,
             )
+        if parents.get(source) != parents.get(target) and parents.get(target) != source:
+            raise DefinitionError(
+                f'edge "{edge_id}" connects "{source}" and "{target}", which are in different '
+                "loop bodies: a loop body is entered only from its loopNode and left when it "
+                "finishes",
+                edge_id=edge_id,
+            )
         edge_data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
         condition = loose_text(edge_data.get("condition"))
         edge = EdgeDef(edge_id, source, target, condition.strip() if condition else None)
@@ -314,6 +361,14 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         )
         kind = NODE_TYPES[node_type]
         config = kind.parse_config(node_data, node_id, where)
+        loop_enable = loose_bool(node_data.get("loopEnable"))
+        max_loop = loose_number(
+            node_data.get("maxLoopCount"), f"{where}: maxLoopCount", node_id, integer=True
+        )
+        loop_interval = loose_number(
+            node_data.get("loopIntervalMs"), f"{where}: loopIntervalMs", node_id, integer=True
+        )
+        break_condition = loose_text(node_data.get("loopBreakCondition"))
         nodes[node_id] = NodeDef(
             id=node_id,
             type=node_type,
@@ -327,6 +382,11 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             retry_interval_ms=max(0, int(interval)) if interval is not None else 1000,
             outputs=kind.declared_outputs(node_data, params, output_defs),
             config=MappingProxyType(config),
+            loop_enable=loop_enable,
+            max_loop_count=max(0, int(max_loop)) if max_loop is not None else 0,
+            loop_break_condition=break_condition.strip() if break_condition else None,
+            loop_interval_ms=max(0, int(loop_interval)) if loop_interval is not None else 0,
+            parent_id=parents.get(node_id),
         )
 
     start_names = frozenset(p.name for p in nodes[start_id].parameters)
@@ -343,6 +403,10 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             extra = node.config.get(key)
             if extra:
                 _check_refs(node, extra, nodes, ancestors, start_names, "parameter")
+        if node.type == "loopNode":
+            # A loop's outputs are collected from its body after each iteration.
+            body = {node.id: _body_of(node.id, parents)}
+            _check_refs(node, node.output_defs, nodes, body, start_names, "output")
 
     return WorkflowDefinition(
         nodes=MappingProxyType(nodes),

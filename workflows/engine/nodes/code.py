@@ -42,9 +42,11 @@ async def execute(ctx: NodeContext) -> dict[str, Any]:
     # Tinyflow fills {{…}} in the code before running it; single braces are JavaScript.
     code = render(ctx, node.config["code"], params, single_brace=False, strict=False)
     variables = {**ctx.memory.bare(), **params}
+    # Tinyflow's _state/_chain, when the script uses them (read-only stand-ins, see ..state).
+    prelude, state = ctx.script_state(code) if ctx.script_state else ("", {})
     result = await run_code(
-        code,
-        variables,
+        prelude + code,
+        {**variables, **state},
         timeout_ms=ctx.limits.js_timeout_ms,
         memory_mb=ctx.limits.js_memory_mb,
     )

@@ -405,7 +405,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
                 _check_refs(node, extra, nodes, ancestors, start_names, "parameter")
         if node.type == "loopNode":
             # A loop's outputs are collected from its body after each iteration.
-            body = {node.id: _body_of(node.id, parents)}
+            body = {node.id: _body_of(node.id, parents) | ancestors[node.id]}
             _check_refs(node, node.output_defs, nodes, body, start_names, "output")
 
     return WorkflowDefinition(

@@ -187,3 +187,13 @@ AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
 # A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
 # run history; the caller still gets the full result.
 AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)
+
+# --- Workflow loops and suspended runs (issue 13) ---------------------------------------------
+# Node-loop re-runs plus loopNode iterations one run may make; past it the looping node fails.
+AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS = env.int(
+    "AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS", default=10_000
+)
+# How long a run suspended at a confirmNode (or waiting for inputs) can be resumed.
+AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS = env.int(
+    "AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS", default=7 * 24 * 3600
+)

@@ -20,16 +20,23 @@ from aiflowy.wire import workflow as workflow_wire
 from apikeys.auth import ApiKeyConsumer
 from apikeys.selectors import ApiKeyPrincipal
 from workflows.background import workflow_run_claimed, workflow_run_in_background
-from workflows.engine import input_parameters
+from workflows.engine import RunResult, input_parameters
 from workflows.models import WorkflowRun
 from workflows.runs import (
     WorkflowExecution,
     workflow_for_key,
     workflow_inputs_check,
+    workflow_resume,
     workflow_run,
     workflow_run_stream,
 )
-from workflows.schemas import parse_run, parse_run_id, parse_workflow_id, request_fields
+from workflows.schemas import (
+    parse_resume,
+    parse_run,
+    parse_run_id,
+    parse_workflow_id,
+    request_fields,
+)
 from workflows.selectors import workflow_run_get
 
 
@@ -81,8 +88,28 @@ class RunConsumer(ApiKeyConsumer):
                 aiflowy_wire.run_accepted_body(run_id=run_id, status=status), status=202
             )
         else:
-            result = await workflow_run(execution)
-            await self.send_json(aiflowy_wire.run_result_body(run_id=run_id, result=result))
+            outcome = await workflow_run(execution)
+            await self.send_json(_outcome_body(execution, outcome))
+
+
+def _outcome_body(execution: WorkflowExecution, outcome: RunResult) -> dict:
+    run_id = str(execution.run_id)
+    if outcome.status == "suspended":
+        return aiflowy_wire.run_suspended_body(
+            run_id=run_id, waiting_for=outcome.waiting_for, expires_at=execution.expires_at
+        )
+    return aiflowy_wire.run_result_body(run_id=run_id, result=outcome.result or {})
+
+
+class ResumeConsumer(ApiKeyConsumer):
+    """`resume`: `{runId, values}` continues a suspended run started with the same key (in
+    this process, from the state saved in the database) → the run's result, or what it waits
+    for next."""
+
+    async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
+        request = parse_resume(json_object(body))
+        execution, outcome = await workflow_resume(api_key, request.run_id, request.values)
+        await self.send_json(_outcome_body(execution, outcome))
 
 
 class RunStatusConsumer(ApiKeyConsumer):

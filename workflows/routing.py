@@ -8,6 +8,7 @@ from django.conf import settings
 from django.urls import path
 
 from workflows.consumers import (
+    ResumeConsumer,
     RunConsumer,
     RunningParamsConsumer,
     RunStatusConsumer,
@@ -21,6 +22,7 @@ http_urlpatterns = [
         path(f"api/v1/{family}/external/getRunningParams", RunningParamsConsumer.as_asgi()),
         path(f"api/v1/{family}/external/run", RunConsumer.as_asgi()),
         path(f"api/v1/{family}/external/runStatus", RunStatusConsumer.as_asgi()),
+        path(f"api/v1/{family}/external/resume", ResumeConsumer.as_asgi()),
     )
 ]
 

@@ -701,8 +701,7 @@ class _Run:
                     f"node(s) {ends}"
                 )
         finished_at = _now()
-        if status != "suspended":
-            await self.emit(RunFinished(status=status, result=result, error=error))
+        await self.emit(RunFinished(status=status, result=result, error=error))
         return RunResult(
             status=status,
             result=result,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.urls import reverse
 from django.utils import timezone
 
 from tests.workflows.conftest import finished_run
@@ -277,3 +278,37 @@ def test_a_loop_node_and_a_state_join_give_tinyflows_answers(http, make_workflow
     loops = [s.meta.get("loop") for s in run.steps.all() if s.node_id == "code_1"]
     assert loops == [{"nodeId": "loop_1", "index": 0}, {"nodeId": "loop_1", "index": 1}]
     assert [s.node_id for s in run.steps.all()].count("count_1") == 3
+
+
+def test_the_admin_lists_suspended_runs_and_an_operator_confirms_one(
+    admin_client, http, make_workflow, make_key
+):
+    workflow = make_workflow(confirm_flow())
+    key = make_key(workflow_ids=[workflow.id])
+    run_id = http.post(
+        RUN,
+        headers={"Authorization": key},
+        json={"id": workflow.id, "variables": {"cities": ["厦门", "福州"]}},
+    ).json()["runId"]
+    run = finished_run(run_id=run_id)
+
+    listing = admin_client.get(
+        reverse("admin:workflows_workflowrun_changelist"), {"status": "suspended"}
+    )
+    assert run_id in listing.content.decode()
+    page = admin_client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk]))
+    confirm_url = reverse("admin:workflows_workflowrun_confirm", args=[run.pk])
+    assert confirm_url in page.content.decode()
+
+    form = admin_client.get(confirm_url)
+    text = form.content.decode()
+    assert "请选择城市" in text
+    assert 'value="福州"' in text
+    done = admin_client.post(
+        confirm_url, {"confirm-confirm__confirm_1": "no", "confirm-city__confirm_1": "福州"}
+    )
+    assert done.status_code == 302
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.result == {"confirmed": "no", "city": "福州"}
+    assert run.waiting_for is None

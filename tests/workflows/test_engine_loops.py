@@ -314,3 +314,59 @@ async def test_script_errors_keep_their_line_numbers_with_state():
     result = await run(flow)
     assert result.status == "failed"
     assert "(line 2)" in result.error
+
+
+# --- back-edges -------------------------------------------------------------------------------
+
+
+def retry_flow() -> dict:
+    """start → attempt → check →(not done) attempt, check →(done) end: Tinyflow's loop drawn
+    as an edge back to an earlier node."""
+    return {
+        "nodes": [
+            start(),
+            code("attempt", "_result.n = _state.getExecuteCount();"),
+            code(
+                "check",
+                "_result.done = n >= 3; _result.n = n;",
+                parameters=[{"name": "n", "ref": "attempt.n"}],
+            ),
+            end(n="check.n"),
+        ],
+        "edges": [
+            edge("start1", "attempt"),
+            edge("attempt", "check"),
+            edge("check", "attempt", condition="!done"),
+            edge("check", "end1", condition="done"),
+        ],
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_back_edge_runs_the_loop_again_until_its_condition_fails():
+    result = await run(retry_flow())
+    assert result.status == "succeeded", result.error
+    assert result.result == {"n": 3}
+    assert [s.node_id for s in result.steps] == [
+        "start1",
+        *["attempt", "check"] * 3,
+        "end1",
+    ]
+    assert result.steps[2].meta["loopsBackTo"] == "attempt"
+
+
+@pytest.mark.asyncio
+async def test_a_back_edge_loop_is_bounded_by_the_runs_cap():
+    flow = retry_flow()
+    flow["edges"][2]["data"]["condition"] = "true"
+    result = await run(flow, max_loop_iterations=5)
+    assert result.status == "failed"
+    assert result.failed_node_id == "check"
+    assert "limit of 5 loop iterations" in result.error
+
+
+def test_a_back_edge_loop_may_be_left_only_where_it_loops_back():
+    flow = retry_flow()
+    flow["edges"].append(edge("attempt", "end1"))
+    with pytest.raises(DefinitionError, match="may only be left from the node that loops back"):
+        parse_definition(flow)

@@ -55,6 +55,10 @@ class WorkflowDefinition:
     outgoing: Mapping[str, tuple[EdgeDef, ...]]
     reachable: frozenset[str]
     raw: Mapping[str, Any]
+    # Edges that close a cycle (Tinyflow's back-edges), by source node, kept out of
+    # ``incoming``/``outgoing``; and for each, the nodes its loop runs again.
+    back_edges: Mapping[str, tuple[EdgeDef, ...]] = field(default_factory=dict)
+    loop_regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def scope_of(self, node_id: str) -> str | None:
         """The loopNode whose body holds ``node_id`` (None: the main graph)."""
@@ -111,6 +115,75 @@ def _topological_order(
             edge_id=cycle_edge.id if cycle_edge else None,
         )
     return order
+
+
+def _back_edges(
+    start_id: str,
+    node_ids: list[str],
+    outgoing: dict[str, list[EdgeDef]],
+    incoming: dict[str, list[EdgeDef]],
+) -> tuple[dict[str, tuple[EdgeDef, ...]], dict[str, frozenset[str]]]:
+    """Take the edges that close a cycle out of ``outgoing``/``incoming`` (in place).
+
+    A back-edge is one that leads to a node on the current path of a depth-first walk from
+    the start node, as Tinyflow's editor draws a loop back to an earlier node. Its *region*
+    is every node on a path from its target to its source; running the edge runs the region
+    again. Only the source (where the loop decides) may have edges leaving the region, so
+    that what follows the loop runs once, after it. Cycles that the start node cannot reach
+    stay in the graph and are refused as cycles.
+    """
+    found: list[EdgeDef] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    stack: list[tuple[str, int]] = [(start_id, 0)]
+    state[start_id] = 1
+    while stack:
+        node_id, index = stack[-1]
+        edges = outgoing[node_id]
+        if index >= len(edges):
+            state[node_id] = 2
+            stack.pop()
+            continue
+        stack[-1] = (node_id, index + 1)
+        edge = edges[index]
+        seen = state.get(edge.target)
+        if seen == 1:
+            found.append(edge)
+        elif seen is None:
+            state[edge.target] = 1
+            stack.append((edge.target, 0))
+    by_source: dict[str, tuple[EdgeDef, ...]] = {}
+    for edge in found:
+        outgoing[edge.source].remove(edge)
+        incoming[edge.target].remove(edge)
+        by_source[edge.source] = (*by_source.get(edge.source, ()), edge)
+    regions: dict[str, frozenset[str]] = {}
+    for edge in found:
+        after = _reachable(edge.target, outgoing)
+        before = _reaching(edge.source, incoming)
+        region = frozenset(after & before)
+        for node_id in region:
+            for leaving in outgoing[node_id]:
+                if leaving.target not in region and node_id != edge.source:
+                    raise DefinitionError(
+                        f'edge "{edge.id}" loops back from "{edge.source}" to "{edge.target}", '
+                        f'but edge "{leaving.id}" leaves that loop from "{node_id}": a loop '
+                        f'may only be left from the node that loops back ("{edge.source}")',
+                        node_id=node_id,
+                        edge_id=leaving.id,
+                    )
+        regions[edge.id] = region
+    return by_source, regions
+
+
+def _reaching(target_id: str, incoming: Mapping[str, list[EdgeDef]]) -> set[str]:
+    seen = {target_id}
+    stack = [target_id]
+    while stack:
+        for edge in incoming[stack.pop()]:
+            if edge.source not in seen:
+                seen.add(edge.source)
+                stack.append(edge.source)
+    return seen
 
 
 def _reachable(start_id: str, outgoing: Mapping[str, list[EdgeDef]]) -> set[str]:
@@ -331,6 +404,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             "the workflow has no edges: connect the start node to the other nodes"
         )
 
+    back_edges, loop_regions = _back_edges(start_id, node_ids, outgoing, incoming)
     order = _topological_order(node_ids, outgoing, incoming)
     reachable = _reachable(start_id, outgoing)
     if not any(h[0] in reachable for h in ends):
@@ -418,6 +492,8 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         outgoing=MappingProxyType({k: tuple(v) for k, v in outgoing.items()}),
         reachable=frozenset(reachable),
         raw=root,
+        back_edges=MappingProxyType(back_edges),
+        loop_regions=MappingProxyType(loop_regions),
     )
 
 

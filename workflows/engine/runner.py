@@ -37,8 +37,10 @@ How a run proceeds (our semantics, which fix Tinyflow's where the compatibility 
   node's outputs and ``_state``) holds, waiting ``loopIntervalMs`` between runs; each run is
   a step of its own. A ``loopNode`` runs its body (the nodes whose ``parentId`` is the loop)
   once per item, each iteration a scope of its own scheduled as above (see ``nodes/loop``).
-  Every re-run and iteration counts against the run's ``max_loop_iterations``; going past it
-  fails the node that tried.
+  A back-edge (``definition.back_edges``) that fires runs its loop region again from its
+  target, and the source's other edges wait for the pass on which no back-edge fires.
+  Every re-run, iteration and pass counts against the run's ``max_loop_iterations``; going
+  past it fails the node that tried.
 * Scripts (code nodes and every condition) may use Tinyflow's ``_state`` and ``_chain``
   (:mod:`.state`).
 * Suspension: a node that waits for a person (``confirmNode``, or required ``input``
@@ -184,6 +186,7 @@ class _Outcome:
     finished_at: datetime | None = None
     finished_mono: float | None = None
     waiting: dict[str, Any] | None = None
+    loop_back: EdgeDef | None = None
 
 
 class _Scope:
@@ -194,6 +197,7 @@ class _Scope:
         self.tasks: dict[asyncio.Task[_Outcome], str] = {}
         self.pending: dict[str, int] = {}
         self.fired: dict[str, int] = {}
+        self.fired_edges: set[str] = set()
         defn = run.defn
         for node_id, node in defn.nodes.items():
             if node.parent_id != parent:
@@ -392,6 +396,52 @@ class _Run:
                 return True
         return False
 
+    async def check_loop_back(
+        self, node: NodeDef, outputs: dict[str, Any], outcome: _Outcome
+    ) -> None:
+        """Does one of ``node``'s back-edges fire (Tinyflow's loop back to an earlier node)?
+        The first that does is ``outcome.loop_back``; the node's other edges then wait for
+        the pass that does not loop back."""
+        for edge in self.defn.back_edges.get(node.id, ()):
+            extra = {
+                **outputs,
+                "_edge": {"id": edge.id, "source": edge.source, "target": edge.target},
+            }
+            try:
+                fires = edge.condition is None or await self.check(edge.condition, extra)
+            except JsError as exc:
+                outcome.status = "failed"
+                outcome.error = (
+                    f'the condition on edge "{edge.id}" (to "{edge.target}") failed: {exc}'
+                )
+                return
+            if fires:
+                try:
+                    self.count_iteration()
+                except NodeFailed as exc:
+                    outcome.status, outcome.error = "failed", exc.message
+                    return
+                outcome.loop_back = edge
+                outcome.meta["loopsBackTo"] = edge.target
+                return
+
+    def loop_back(self, scope: _Scope, edge: EdgeDef) -> None:
+        """Run ``edge``'s region again from its target: the region's nodes wait for their
+        edges inside the region afresh; edges from outside keep what they did."""
+        region = self.defn.loop_regions[edge.id]
+        for node_id in region:
+            if node_id == edge.target:
+                continue
+            inside = [e for e in self.defn.incoming[node_id] if e.source in region]
+            outside = [e for e in self.defn.incoming[node_id] if e.source not in region]
+            scope.pending[node_id] = len(inside)
+            scope.fired[node_id] = sum(1 for e in outside if e.id in scope.fired_edges)
+            scope.fired_edges.difference_update(e.id for e in inside)
+        counters = self.counters[edge.target]
+        counters.trigger_count += 1
+        counters.trigger_edge_ids.append(edge.id)
+        self.launch(scope, edge.target)
+
     # -- one node ------------------------------------------------------------------------
 
     async def attempt(self, ctx: NodeContext) -> dict[str, Any]:
@@ -506,6 +556,8 @@ class _Run:
             outcome = _Outcome(node, "succeeded", _now(), time.monotonic())
 
         if outputs is not None and outcome.status == "succeeded":
+            await self.check_loop_back(node, outputs, outcome)
+        if outputs is not None and outcome.status == "succeeded" and outcome.loop_back is None:
             fired: set[str] = set()
             for edge in self.next_edges[node.id]:
                 if edge.condition is None:
@@ -541,6 +593,7 @@ class _Run:
         scope.pending[target] -= 1
         if fired:
             scope.fired[target] += 1
+            scope.fired_edges.add(edge.id)
             counters = self.counters[target]
             counters.trigger_count += 1
             counters.trigger_edge_ids.append(edge.id)
@@ -571,6 +624,9 @@ class _Run:
                     continue
                 if outcome.status == "succeeded" and node.type == "endNode":
                     self.end_outputs[node.id] = outcome.outputs
+                if outcome.loop_back is not None:
+                    self.loop_back(scope, outcome.loop_back)
+                    continue
                 for edge in self.next_edges[node.id]:
                     await self.resolve_edge(scope, edge, edge.id in outcome.fired)
         return None

@@ -4,6 +4,7 @@ the apps; nothing imports it but `config/asgi.py`)."""
 from chat.routing import http_urlpatterns as chat_http
 from chat.routing import websocket_urlpatterns as chat_websocket
 from workflows.routing import http_urlpatterns as workflow_http
+from workflows.routing import websocket_urlpatterns as workflow_websocket
 
 http_urlpatterns = [*chat_http, *workflow_http]
-websocket_urlpatterns = [*chat_websocket]
+websocket_urlpatterns = [*chat_websocket, *workflow_websocket]

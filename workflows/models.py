@@ -47,6 +47,7 @@ class WorkflowRun(models.Model):
         STREAM = "stream", _("API, streamed")
         ASYNC = "async", _("API, in the background")
         ADMIN = "admin", _("admin test run")
+        SOCKET = "socket", _("API, WebSocket")
 
     run_id = models.UUIDField(_("run id"), unique=True, default=uuid.uuid4, editable=False)
     workflow = models.ForeignKey(

@@ -12,6 +12,7 @@ from workflows.consumers import (
     RunConsumer,
     RunningParamsConsumer,
     RunStatusConsumer,
+    WorkflowEventsSocketConsumer,
     WorkflowWorkerConsumer,
 )
 
@@ -24,6 +25,10 @@ http_urlpatterns = [
         path(f"api/v1/{family}/external/runStatus", RunStatusConsumer.as_asgi()),
         path(f"api/v1/{family}/external/resume", ResumeConsumer.as_asgi()),
     )
+]
+
+websocket_urlpatterns = [
+    path("ws/v1/workflow/events", WorkflowEventsSocketConsumer.as_asgi()),
 ]
 
 

@@ -37,6 +37,7 @@ from aiflowy.errors import (
 )
 from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
 from apikeys.selectors import ApiKeyPrincipal
+from workflows import live
 from workflows.engine import (
     DefinitionError,
     EngineLimits,
@@ -208,6 +209,10 @@ async def stored_now(record: RunRecord) -> None:
     await run_writer().write(record)
 
 
+# Runs whose events go to the channel layer for WebSocket subscribers (`workflows.live`).
+LIVE_SOURCES = frozenset({WorkflowRun.Source.ASYNC, WorkflowRun.Source.SOCKET})
+
+
 async def run_and_record(
     execution: WorkflowExecution,
     *,
@@ -216,7 +221,42 @@ async def run_and_record(
     store: Store = stored_now,
     bots: BotLookup | None = None,
 ) -> RunResult:
-    """Run the engine and record the run exactly once, whatever happens."""
+    """Run the engine and record the run exactly once, whatever happens. Background and
+    socket runs also publish their events live, ending with `runFinished` on every path."""
+    if execution.source not in LIVE_SOURCES:
+        return await _run_and_record(
+            execution, on_event=on_event, stream_tokens=stream_tokens, store=store, bots=bots
+        )
+    run_id = execution.run_id
+    try:
+        outcome = await _run_and_record(
+            execution,
+            on_event=live.publishing(run_id, on_event),
+            stream_tokens=stream_tokens,
+            store=store,
+            bots=bots,
+        )
+    except asyncio.CancelledError:
+        await live.publish_finished(run_id, status="cancelled", error="the run was cancelled")
+        raise
+    except Exception as exc:
+        error = as_api_error(exc, where="run_and_record")
+        await live.publish_finished(run_id, status="failed", error=error.message)
+        raise
+    await live.publish_finished(
+        run_id, status=outcome.status, result=outcome.result, error=outcome.error
+    )
+    return outcome
+
+
+async def _run_and_record(
+    execution: WorkflowExecution,
+    *,
+    on_event: EventListener | None,
+    stream_tokens: bool,
+    store: Store = stored_now,
+    bots: BotLookup | None = None,
+) -> RunResult:
     assert execution.workflow.definition is not None
     watcher = _StepWatcher(on_event)
     started_at, started_mono = _now(), time.monotonic()

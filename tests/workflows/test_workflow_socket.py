@@ -10,9 +10,17 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
+from tests.workflows.conftest import WORKER_CHANNEL
 from workflows.models import WorkflowRun
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _this_tests_worker(settings) -> None:
+    """In-process requests send background runs to the worker of this test run (the servers
+    get the same channel from the environment)."""
+    settings.AIFLOWY_WORKFLOW_WORKER_CHANNEL = WORKER_CHANNEL
 
 
 def slow_echo() -> dict:

@@ -198,13 +198,17 @@ class _Scope:
         self.pending: dict[str, int] = {}
         self.fired: dict[str, int] = {}
         self.fired_edges: set[str] = set()
-        defn = run.defn
-        for node_id, node in defn.nodes.items():
-            if node.parent_id != parent:
-                continue
-            sources = [e for e in defn.incoming[node_id] if e.source in defn.reachable]
-            self.pending[node_id] = len(sources)
-            self.fired[node_id] = 0
+        counts = run.scope_counts.get(parent)
+        if counts is None:
+            defn = run.defn
+            counts = {
+                node_id: len([e for e in defn.incoming[node_id] if e.source in defn.reachable])
+                for node_id, node in defn.nodes.items()
+                if node.parent_id == parent
+            }
+            run.scope_counts[parent] = counts
+        self.pending = dict(counts)
+        self.fired = dict.fromkeys(counts, 0)
 
 
 class _Run:
@@ -226,6 +230,8 @@ class _Run:
         self.steps: list[StepRecord] = []
         self.running: dict[str, tuple[datetime, float, NodeContext]] = {}
         self.semaphore = asyncio.Semaphore(max(1, limits.max_parallel_nodes))
+        # Per scope (None: the main graph; else a loopNode's id): incoming edges to wait for.
+        self.scope_counts: dict[str | None, dict[str, int]] = {}
         self.main = _Scope(self, None)
         self.end_outputs: dict[str, dict[str, Any]] = {}
         self.failure: _Outcome | None = None

@@ -27,6 +27,7 @@ from workflows.live import run_group
 from workflows.models import WorkflowRun
 from workflows.runs import (
     WorkflowExecution,
+    run_expired_if_due,
     workflow_for_key,
     workflow_inputs_check,
     workflow_resume,
@@ -127,6 +128,8 @@ class RunStatusConsumer(ApiKeyConsumer):
         run = await database_sync_to_async(workflow_run_get)(run_id=run_id, api_key_id=api_key.id)
         if run is None:
             raise NotFound(f"There is no run {run_id} for this API key.", code="run_not_found")
+        if run.status == WorkflowRun.Status.SUSPENDED:
+            run = await database_sync_to_async(run_expired_if_due)(run)
         await self.send_json(aiflowy_wire.run_status_body(run, run.steps.all()))
 
 

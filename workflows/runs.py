@@ -372,20 +372,47 @@ async def workflow_run(execution: WorkflowExecution) -> RunResult:
 
 
 # --- resuming suspended runs ---------------------------------------------------------------------
+EXPIRED_ERROR = "expired: nobody resumed the run before it stopped waiting"
+
+
 def _expire(run: WorkflowRun) -> None:
     WorkflowRun.objects.filter(pk=run.pk, status=WorkflowRun.Status.SUSPENDED).update(
         status=WorkflowRun.Status.FAILED,
-        error="expired: nobody resumed the run before it stopped waiting",
+        error=EXPIRED_ERROR,
         resume_state=None,
+        waiting_for=None,
         finished_at=_now(),
     )
+
+
+def suspended_runs_expire() -> int:
+    """Fail every suspended run whose time to be resumed is over (and drop its saved state);
+    how many. `manage.py expireworkflowruns` runs it; resume calls and `runStatus` also
+    expire the run they touch."""
+    return WorkflowRun.objects.filter(
+        status=WorkflowRun.Status.SUSPENDED, expires_at__lte=_now()
+    ).update(
+        status=WorkflowRun.Status.FAILED,
+        error=EXPIRED_ERROR,
+        resume_state=None,
+        waiting_for=None,
+        finished_at=_now(),
+    )
+
+
+def run_expired_if_due(run: WorkflowRun) -> WorkflowRun:
+    """`run`, marked failed first if it is suspended and its time to be resumed is over."""
+    if run.status == WorkflowRun.Status.SUSPENDED and run.expires_at and run.expires_at <= _now():
+        _expire(run)
+        return WorkflowRun.objects.prefetch_related("steps").get(pk=run.pk)
+    return run
 
 
 def _resumable(run: WorkflowRun | None, run_id: uuid.UUID) -> WorkflowRun:
     if run is None:
         raise NotFound(f"There is no run {run_id} for this API key.", code="run_not_found")
     if run.status == WorkflowRun.Status.SUSPENDED and run.expires_at and run.expires_at <= _now():
-        _expire(run)
+        run_expired_if_due(run)
         raise BadRequest(
             f"Run {run_id} waited too long and expired; start a new run.", code="run_expired"
         )

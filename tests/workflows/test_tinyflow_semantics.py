@@ -4,8 +4,10 @@ Tinyflow's answers; a suspended run resumes through ``external/resume``."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -134,23 +136,34 @@ def test_a_confirm_step_suspends_and_resumes_with_the_same_key(http, make_workfl
 def test_a_suspended_run_expires(http, make_workflow, make_key):
     workflow = make_workflow(confirm_flow())
     key = make_key(workflow_ids=[workflow.id])
-    run_id = http.post(
-        RUN,
-        headers={"Authorization": key},
-        json={"id": workflow.id, "variables": {"cities": ["a"]}},
-    ).json()["runId"]
-    finished_run(run_id=run_id)
-    WorkflowRun.objects.filter(run_id=run_id).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
+    run_ids = [
+        http.post(
+            RUN,
+            headers={"Authorization": key},
+            json={"id": workflow.id, "variables": {"cities": ["a"]}},
+        ).json()["runId"]
+        for _ in range(3)
+    ]
+    for run_id in run_ids:
+        finished_run(run_id=run_id)
+    past = timezone.now() - timedelta(seconds=1)
+    WorkflowRun.objects.filter(run_id__in=run_ids).update(expires_at=past)
+
+    # Whoever comes first expires it: the sweep, a status call, a resume call.
+    call_command("expireworkflowruns", stdout=io.StringIO())
+    assert WorkflowRun.objects.get(run_id=run_ids[0]).status == "failed"
+    WorkflowRun.objects.filter(run_id__in=run_ids[1:]).update(status="suspended")
+    status = http.post(STATUS, headers={"Authorization": key}, json={"runId": run_ids[1]}).json()
+    assert status["status"] == "failed"
+    assert "expired" in status["error"]
     expired = http.post(
         RESUME,
         headers={"Authorization": key},
-        json={"runId": run_id, "values": {"confirm": "yes", "city": "a"}},
+        json={"runId": run_ids[2], "values": {"confirm": "yes", "city": "a"}},
     )
     assert expired.status_code == 400
     assert "expired" in expired.json()["message"]
-    assert WorkflowRun.objects.get(run_id=run_id).status == "failed"
+    assert WorkflowRun.objects.get(run_id=run_ids[2]).status == "failed"
 
 
 def test_a_required_input_at_a_later_node_suspends_the_run(http, make_workflow, make_key):

@@ -673,6 +673,7 @@ class _Run:
             "variableNames": sorted(self.memory.variable_names),
             "pending": dict(self.main.pending),
             "fired": dict(self.main.fired),
+            "firedEdges": sorted(self.main.fired_edges),
             "suspended": to_jsonable(self.suspended),
             "counters": {node_id: c.as_json() for node_id, c in self.counters.items()},
             "endOutputs": to_jsonable(self.end_outputs),
@@ -690,6 +691,7 @@ class _Run:
         for node_id in self.main.pending:
             self.main.pending[node_id] = int(snapshot["pending"].get(node_id, 0))
             self.main.fired[node_id] = int(snapshot["fired"].get(node_id, 0))
+        self.main.fired_edges = set(snapshot.get("firedEdges") or ())
         for node_id, data in (snapshot.get("counters") or {}).items():
             if node_id in self.counters:
                 self.counters[node_id] = NodeCounters.from_json(data)

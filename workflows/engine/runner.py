@@ -293,8 +293,7 @@ class _Run:
 
     async def finish_step(self, outcome: _Outcome) -> None:
         step = self.record(outcome)
-        if outcome.status in ("succeeded", "failed", "skipped"):
-            self.counters[outcome.node.id].status = outcome.status
+        self.counters[outcome.node.id].status = outcome.status
         await self.emit(
             NodeFinished(
                 node_id=step.node_id,

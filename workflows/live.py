@@ -55,7 +55,14 @@ def publishing(run_id: uuid.UUID, forward: EventListener | None) -> EventListene
 
 
 async def publish_finished(
-    run_id: uuid.UUID, *, status: str, result: Any = None, error: str | None = None
+    run_id: uuid.UUID,
+    *,
+    status: str,
+    result: Any = None,
+    error: str | None = None,
+    waiting_for: list[dict[str, Any]] | None = None,
 ) -> None:
-    finished = RunFinished(status=status, result=result, error=error, run_id=str(run_id))
+    finished = RunFinished(
+        status=status, result=result, error=error, run_id=str(run_id), waiting_for=waiting_for
+    )
     await publish(run_id, event_body(finished))

@@ -244,7 +244,11 @@ async def run_and_record(
         await live.publish_finished(run_id, status="failed", error=error.message)
         raise
     await live.publish_finished(
-        run_id, status=outcome.status, result=outcome.result, error=outcome.error
+        run_id,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        waiting_for=outcome.waiting_for,
     )
     return outcome
 
@@ -543,7 +547,11 @@ async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[Run
         await task  # raises what broke the run outside the engine
         assert finished is not None
         yield RunFinished(
-            status=finished.status, result=finished.result, error=finished.error, run_id=run_id
+            status=finished.status,
+            result=finished.result,
+            error=finished.error,
+            run_id=run_id,
+            waiting_for=finished.waiting_for,
         )
     except Exception as exc:
         if task.done():

@@ -44,13 +44,16 @@ def event_body(event: RunEvent) -> dict[str, Any]:
     if isinstance(event, RunStarted):
         return {"event": "runStarted", "runId": event.run_id, "workflowId": event.workflow_id}
     if isinstance(event, RunFinished):
-        return {
+        body = {
             "event": "runFinished",
             "runId": event.run_id,
             "status": event.status,
             "result": event.result,
             "error": event.error,
         }
+        if event.status == "suspended":
+            body["waitingFor"] = event.waiting_for or []
+        return body
     raise TypeError(f"not a workflow run event: {event!r}")
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.workflows.conftest import finished_run
+from tests.workflows.conftest import finished_run, sse_events
 from workflows.models import WorkflowRun
 
 RUN = "/api/v1/workflow/external/run"
@@ -325,3 +325,25 @@ def test_the_admin_lists_suspended_runs_and_an_operator_confirms_one(
     assert run.status == "succeeded"
     assert run.result == {"confirmed": "no", "city": "福州"}
     assert run.waiting_for is None
+
+
+def test_a_streamed_run_that_suspends_ends_with_what_it_waits_for(http, make_workflow, make_key):
+    workflow = make_workflow(confirm_flow())
+    key = make_key(workflow_ids=[workflow.id])
+    response = http.post(
+        RUN,
+        headers={"Authorization": key},
+        json={"id": workflow.id, "variables": {"cities": ["厦门"]}, "stream": True},
+    )
+    events = sse_events(response.text)
+    name, last = events[-1]
+    assert name == "runFinished"
+    assert last["status"] == "suspended"
+    assert last["waitingFor"][0]["nodeId"] == "confirm_1"
+    assert [f["shortName"] for f in last["waitingFor"][0]["fields"]] == ["confirm", "city"]
+    resumed = http.post(
+        RESUME,
+        headers={"Authorization": key},
+        json={"runId": last["runId"], "values": {"confirm": "yes", "city": "厦门"}},
+    )
+    assert resumed.json()["result"] == {"confirmed": "yes", "city": "厦门"}

@@ -764,7 +764,9 @@ class _Run:
                     f"node(s) {ends}"
                 )
         finished_at = _now()
-        await self.emit(RunFinished(status=status, result=result, error=error))
+        await self.emit(
+            RunFinished(status=status, result=result, error=error, waiting_for=waiting_for)
+        )
         return RunResult(
             status=status,
             result=result,

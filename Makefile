@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench fake-upstream screenshots
+.PHONY: run test install install-dev lint format check bench bench-engine fake-upstream screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ check: install-dev
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+	$(MAKE) bench-engine
+
+# Workflow engine time per shape (chain, fan-out, loops), in-process.
+bench-engine: install-dev
+	$(BIN)/python -m benchmarks.workflow_engine
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

@@ -77,6 +77,8 @@ class RunFinished:
     result: dict[str, Any] | None
     error: str | None
     run_id: str = ""
+    # A suspended run: what it waits for (nodes, messages, fields).
+    waiting_for: list[dict[str, Any]] | None = None
 
 
 RunEvent = RunStarted | NodeStarted | NodeFinished | LlmToken | RunFinished

@@ -5,6 +5,7 @@ from chat.routing import http_urlpatterns as chat_http
 from chat.routing import websocket_urlpatterns as chat_websocket
 from shares.routing import http_urlpatterns as share_http
 from workflows.routing import http_urlpatterns as workflow_http
+from workflows.routing import websocket_urlpatterns as workflow_websocket
 
 http_urlpatterns = [*chat_http, *workflow_http, *share_http]
-websocket_urlpatterns = [*chat_websocket]
+websocket_urlpatterns = [*chat_websocket, *workflow_websocket]

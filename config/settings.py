@@ -200,3 +200,12 @@ AIFLOWY_SHARE_FINISH_ATTEMPTS = env.int("AIFLOWY_SHARE_FINISH_ATTEMPTS", default
 AIFLOWY_SHARE_FINISH_RETRY_SECONDS = env.float("AIFLOWY_SHARE_FINISH_RETRY_SECONDS", default=1.0)
 # The longest question the chat page accepts, in characters.
 AIFLOWY_SHARE_MAX_QUESTION_CHARS = env.int("AIFLOWY_SHARE_MAX_QUESTION_CHARS", default=8000)
+# --- Workflow loops and suspended runs (issue 13) ---------------------------------------------
+# Node-loop re-runs plus loopNode iterations one run may make; past it the looping node fails.
+AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS = env.int(
+    "AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS", default=10_000
+)
+# How long a run suspended at a confirmNode (or waiting for inputs) can be resumed.
+AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS = env.int(
+    "AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS", default=7 * 24 * 3600
+)

@@ -22,10 +22,10 @@ from aiflowy.errors import ApiError
 from workflows.checker_messages import checker_message
 from workflows.definitions import workflow_create, workflow_export_document, workflow_saved
 from workflows.engine import input_parameters
-from workflows.forms import TestRunForm, WorkflowAdminForm, WorkflowImportForm
+from workflows.forms import ConfirmRunForm, TestRunForm, WorkflowAdminForm, WorkflowImportForm
 from workflows.graph import definition_svg
 from workflows.models import Workflow, WorkflowRun, WorkflowStep
-from workflows.runs import workflow_run_now
+from workflows.runs import workflow_resume_now, workflow_run_now
 from workflows.selectors import WorkflowConfig
 
 STARTER_DEFINITION = {
@@ -72,6 +72,7 @@ def status_badge(status: str, label: str) -> str:
         "skipped": "#78909c",
         "running": "#1565c0",
         "queued": "#1565c0",
+        "suspended": "#ef6c00",
     }
     return format_html(
         '<strong style="color: {}">{}</strong>', colours.get(status, "inherit"), label
@@ -332,8 +333,75 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration_ms",
+        "waiting_display",
+        "expires_at",
     ]
     readonly_fields = fields
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/confirm/",
+                view(self.confirm_view),
+                name="workflows_workflowrun_confirm",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("waiting for"))
+    def waiting_display(self, run: WorkflowRun) -> str:
+        if run.status != WorkflowRun.Status.SUSPENDED:
+            return pretty_json(None)
+        link = reverse("admin:workflows_workflowrun_confirm", args=[run.pk])
+        return format_html(
+            '{}<p><a class="button" href="{}">{}</a></p>',
+            pretty_json(run.waiting_for),
+            link,
+            _("Confirm…"),
+        )
+
+    def confirm_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """An operator confirms a suspended run (or fills the values it waits for); the run
+        continues here, as an admin test run does."""
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404(_("There is no run with this id."))
+        if not request.user.has_perm("workflows.change_workflow"):
+            raise PermissionDenied
+        if run.status != WorkflowRun.Status.SUSPENDED:
+            self.message_user(
+                request, _("This run is not waiting for confirmation."), messages.WARNING
+            )
+            return redirect("admin:workflows_workflowrun_change", run.pk)
+        form = ConfirmRunForm(run.waiting_for or [], request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                outcome = workflow_resume_now(run=run, values=form.values())
+            except ValidationError as error:
+                for field, field_errors in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, field_errors)
+            except ApiError as error:
+                form.add_error(None, error.message)
+            else:
+                self.message_user(
+                    request, _("Confirmed; the run is now: %s") % outcome.status, messages.SUCCESS
+                )
+                return redirect("admin:workflows_workflowrun_change", run.pk)
+        return TemplateResponse(
+            request,
+            "admin/workflows/workflowrun/confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Confirm run %s") % run.run_id,
+                "original": run,
+                "form": form,
+                "messages_to_confirm": [
+                    w.get("message") for w in run.waiting_for or [] if w.get("message")
+                ],
+            },
+        )
 
     @admin.display(description=_("workflow"), ordering="workflow_title")
     def workflow_display(self, run: WorkflowRun) -> str:

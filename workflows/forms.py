@@ -134,3 +134,25 @@ class TestRunForm(forms.Form):
 
     def variables(self) -> dict[str, str]:
         return {name: value for name, value in self.cleaned_data.items() if value not in ("",)}
+
+
+class ConfirmRunForm(forms.Form):
+    """An operator confirms a suspended run: one field per value it waits for (a choice when
+    the node offers options), named as the resume call names them."""
+
+    def __init__(self, waiting_for: list[dict], *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "confirm")
+        super().__init__(*args, **kwargs)
+        for waiting in waiting_for or []:
+            for item in waiting.get("fields") or []:
+                label = f"{waiting.get('title') or waiting.get('nodeId')}: {item.get('label')}"
+                options = item.get("enums")
+                if options:
+                    self.fields[item["name"]] = forms.ChoiceField(
+                        label=label, choices=[(str(o), str(o)) for o in options]
+                    )
+                else:
+                    self.fields[item["name"]] = forms.CharField(label=label)
+
+    def values(self) -> dict[str, str]:
+        return dict(self.cleaned_data)

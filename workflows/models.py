@@ -35,14 +35,19 @@ class WorkflowRun(models.Model):
         FAILED = "failed", _("failed")
         TIMEOUT = "timeout", _("timed out")
         CANCELLED = "cancelled", _("cancelled")
+        SUSPENDED = "suspended", _("waiting for confirmation")
 
-    FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED})
+    # At rest: no process works on it. A suspended run waits for a resume call (or expires).
+    FINISHED = frozenset(
+        {Status.SUCCEEDED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.SUSPENDED}
+    )
 
     class Source(models.TextChoices):
         API = "api", _("API")
         STREAM = "stream", _("API, streamed")
         ASYNC = "async", _("API, in the background")
         ADMIN = "admin", _("admin test run")
+        SOCKET = "socket", _("API, WebSocket")
 
     run_id = models.UUIDField(_("run id"), unique=True, default=uuid.uuid4, editable=False)
     workflow = models.ForeignKey(
@@ -72,6 +77,11 @@ class WorkflowRun(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    # A suspended run: what it waits for (nodes, message, fields), the engine's snapshot to
+    # resume from (with the definition that started it) and when it stops waiting.
+    waiting_for = models.JSONField(_("waiting for"), null=True, blank=True)
+    resume_state = models.JSONField(_("saved state"), null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("workflow run")
@@ -91,6 +101,7 @@ class WorkflowStep(models.Model):
         FAILED = "failed", _("failed")
         SKIPPED = "skipped", _("skipped")
         CANCELLED = "cancelled", _("cancelled")
+        SUSPENDED = "suspended", _("waiting for confirmation")
 
     run = models.ForeignKey(
         WorkflowRun, on_delete=models.CASCADE, related_name="steps", verbose_name=_("run")

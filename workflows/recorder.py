@@ -43,6 +43,10 @@ class RunRecord:
     duration_ms: int | None = None
     steps: list[StepRecord] = field(default_factory=list)
     existing: bool = False
+    # Set for a suspended run (see WorkflowRun); cleared when it finishes.
+    waiting_for: list | None = None
+    resume_state: dict | None = None
+    expires_at: datetime | None = None
 
 
 def bounded(value: Any, limit: int | None = None) -> Any:
@@ -82,6 +86,9 @@ _RUN_FIELDS = (
     "started_at",
     "finished_at",
     "duration_ms",
+    "waiting_for",
+    "resume_state",
+    "expires_at",
 )
 
 
@@ -101,6 +108,9 @@ def _run_row(record: RunRecord) -> WorkflowRun:
         started_at=record.started_at,
         finished_at=record.finished_at,
         duration_ms=record.duration_ms,
+        waiting_for=record.waiting_for,
+        resume_state=record.resume_state,
+        expires_at=record.expires_at,
     )
 
 

@@ -8,9 +8,11 @@ from django.conf import settings
 from django.urls import path
 
 from workflows.consumers import (
+    ResumeConsumer,
     RunConsumer,
     RunningParamsConsumer,
     RunStatusConsumer,
+    WorkflowEventsSocketConsumer,
     WorkflowWorkerConsumer,
 )
 
@@ -21,7 +23,12 @@ http_urlpatterns = [
         path(f"api/v1/{family}/external/getRunningParams", RunningParamsConsumer.as_asgi()),
         path(f"api/v1/{family}/external/run", RunConsumer.as_asgi()),
         path(f"api/v1/{family}/external/runStatus", RunStatusConsumer.as_asgi()),
+        path(f"api/v1/{family}/external/resume", ResumeConsumer.as_asgi()),
     )
+]
+
+websocket_urlpatterns = [
+    path("ws/v1/workflow/events", WorkflowEventsSocketConsumer.as_asgi()),
 ]
 
 

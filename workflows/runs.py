@@ -17,10 +17,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
@@ -36,14 +37,20 @@ from aiflowy.errors import (
 )
 from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
 from apikeys.selectors import ApiKeyPrincipal
+from workflows import live
 from workflows.engine import (
+    DefinitionError,
     EngineLimits,
     InputError,
     RunResult,
     StepRecord,
+    parse_definition,
+    resume_values,
+    resume_workflow,
     run_workflow,
     validate_inputs,
 )
+from workflows.engine.values import to_jsonable
 from workflows.errors import WorkflowInvalid
 from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition
 from workflows.models import Workflow, WorkflowRun
@@ -100,6 +107,7 @@ def engine_limits() -> EngineLimits:
         http_max_response_bytes=settings.AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES,
         http_allow_private=settings.AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE,
         max_parallel_nodes=settings.AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES,
+        max_loop_iterations=settings.AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS,
     )
 
 
@@ -123,6 +131,10 @@ class WorkflowExecution:
     # Set when the run is stopped because its stream broke outside the engine: the run is
     # then recorded as failed for this reason, not as cancelled by its caller.
     broken: str = ""
+    # A suspended run to continue: (its saved snapshot, the values a person gave).
+    resume: tuple[dict, dict] | None = None
+    # Until when a run that suspended can be resumed (set when it suspends).
+    expires_at: datetime | None = None
 
 
 class _StepWatcher:
@@ -197,6 +209,10 @@ async def stored_now(record: RunRecord) -> None:
     await run_writer().write(record)
 
 
+# Runs whose events go to the channel layer for WebSocket subscribers (`workflows.live`).
+LIVE_SOURCES = frozenset({WorkflowRun.Source.ASYNC, WorkflowRun.Source.SOCKET})
+
+
 async def run_and_record(
     execution: WorkflowExecution,
     *,
@@ -205,7 +221,46 @@ async def run_and_record(
     store: Store = stored_now,
     bots: BotLookup | None = None,
 ) -> RunResult:
-    """Run the engine and record the run exactly once, whatever happens."""
+    """Run the engine and record the run exactly once, whatever happens. Background and
+    socket runs also publish their events live, ending with `runFinished` on every path."""
+    if execution.source not in LIVE_SOURCES:
+        return await _run_and_record(
+            execution, on_event=on_event, stream_tokens=stream_tokens, store=store, bots=bots
+        )
+    run_id = execution.run_id
+    try:
+        outcome = await _run_and_record(
+            execution,
+            on_event=live.publishing(run_id, on_event),
+            stream_tokens=stream_tokens,
+            store=store,
+            bots=bots,
+        )
+    except asyncio.CancelledError:
+        await live.publish_finished(run_id, status="cancelled", error="the run was cancelled")
+        raise
+    except Exception as exc:
+        error = as_api_error(exc, where="run_and_record")
+        await live.publish_finished(run_id, status="failed", error=error.message)
+        raise
+    await live.publish_finished(
+        run_id,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        waiting_for=outcome.waiting_for,
+    )
+    return outcome
+
+
+async def _run_and_record(
+    execution: WorkflowExecution,
+    *,
+    on_event: EventListener | None,
+    stream_tokens: bool,
+    store: Store = stored_now,
+    bots: BotLookup | None = None,
+) -> RunResult:
     assert execution.workflow.definition is not None
     watcher = _StepWatcher(on_event)
     started_at, started_mono = _now(), time.monotonic()
@@ -221,14 +276,28 @@ async def run_and_record(
             steps=steps,
         )
 
+    llm = BotLlmPort(stream_tokens=stream_tokens, bots=bots)
     try:
-        outcome = await run_workflow(
-            execution.workflow.definition,
-            execution.inputs,
-            llm=BotLlmPort(stream_tokens=stream_tokens, bots=bots),
-            limits=engine_limits(),
-            on_event=watcher,
-        )
+        if execution.resume is not None:
+            snapshot, values = execution.resume
+            outcome = await resume_workflow(
+                execution.workflow.definition,
+                snapshot,
+                values,
+                llm=llm,
+                limits=engine_limits(),
+                on_event=watcher,
+                run_id=str(execution.run_id),
+            )
+        else:
+            outcome = await run_workflow(
+                execution.workflow.definition,
+                execution.inputs,
+                llm=llm,
+                limits=engine_limits(),
+                on_event=watcher,
+                run_id=str(execution.run_id),
+            )
     except asyncio.CancelledError:
         if execution.broken:
             reason = execution.broken
@@ -258,14 +327,34 @@ async def run_and_record(
             finished_at=outcome.finished_at,
             duration_ms=outcome.duration_ms,
             steps=outcome.steps,
+            **_suspension(execution, outcome),
         )
     )
     return outcome
 
 
+def _suspension(execution: WorkflowExecution, outcome: RunResult) -> dict[str, Any]:
+    """What a suspended run keeps for its resume call: the snapshot, with the definition that
+    started it (an operator may edit the workflow meanwhile), and when it expires."""
+    if outcome.status != "suspended":
+        return {}
+    assert execution.workflow.definition is not None
+    expiry = timedelta(seconds=settings.AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS)
+    execution.expires_at = _now() + expiry
+    return {
+        "waiting_for": outcome.waiting_for,
+        "resume_state": {
+            "definition": to_jsonable(execution.workflow.definition.raw),
+            "snapshot": outcome.snapshot,
+        },
+        "expires_at": execution.expires_at,
+    }
+
+
 def run_outcome_error(run_id: uuid.UUID, outcome: RunResult) -> RunFailed | None:
-    """The error a caller gets for a run that produced no result, or None if it succeeded."""
-    if outcome.status == "succeeded":
+    """The error a caller gets for a run that produced no result, or None if it succeeded or
+    waits for a person (suspended: the caller gets what it waits for)."""
+    if outcome.status in ("succeeded", "suspended"):
         return None
     error_class = RunTimedOut if outcome.status == "timeout" else RunFailed
     return error_class(
@@ -275,14 +364,158 @@ def run_outcome_error(run_id: uuid.UUID, outcome: RunResult) -> RunFailed | None
     )
 
 
-async def workflow_run(execution: WorkflowExecution) -> dict:
-    """Run to the end and return the result; a run without one raises `RunFailed` (naming the
-    node). Cancelling the caller's task cancels the run, which is recorded as cancelled."""
+async def workflow_run(execution: WorkflowExecution) -> RunResult:
+    """Run to the end (or until it waits for a person: ``status`` ``suspended``); a run that
+    failed raises `RunFailed` (naming the node). Cancelling the caller's task cancels the run,
+    which is recorded as cancelled."""
     outcome = await run_and_record(execution, on_event=None, stream_tokens=False)
     error = run_outcome_error(execution.run_id, outcome)
     if error is not None:
         raise error
-    return outcome.result or {}
+    return outcome
+
+
+# --- resuming suspended runs ---------------------------------------------------------------------
+EXPIRED_ERROR = "expired: nobody resumed the run before it stopped waiting"
+
+
+def _expire(run: WorkflowRun) -> None:
+    WorkflowRun.objects.filter(pk=run.pk, status=WorkflowRun.Status.SUSPENDED).update(
+        status=WorkflowRun.Status.FAILED,
+        error=EXPIRED_ERROR,
+        resume_state=None,
+        waiting_for=None,
+        finished_at=_now(),
+    )
+
+
+def suspended_runs_expire() -> int:
+    """Fail every suspended run whose time to be resumed is over (and drop its saved state);
+    how many. `manage.py expireworkflowruns` runs it; resume calls and `runStatus` also
+    expire the run they touch."""
+    return WorkflowRun.objects.filter(
+        status=WorkflowRun.Status.SUSPENDED, expires_at__lte=_now()
+    ).update(
+        status=WorkflowRun.Status.FAILED,
+        error=EXPIRED_ERROR,
+        resume_state=None,
+        waiting_for=None,
+        finished_at=_now(),
+    )
+
+
+def run_expired_if_due(run: WorkflowRun) -> WorkflowRun:
+    """`run`, marked failed first if it is suspended and its time to be resumed is over."""
+    if run.status == WorkflowRun.Status.SUSPENDED and run.expires_at and run.expires_at <= _now():
+        _expire(run)
+        return WorkflowRun.objects.prefetch_related("steps").get(pk=run.pk)
+    return run
+
+
+def _resumable(run: WorkflowRun | None, run_id: uuid.UUID) -> WorkflowRun:
+    if run is None:
+        raise NotFound(f"There is no run {run_id} for this API key.", code="run_not_found")
+    if run.status == WorkflowRun.Status.SUSPENDED and run.expires_at and run.expires_at <= _now():
+        run_expired_if_due(run)
+        raise BadRequest(
+            f"Run {run_id} waited too long and expired; start a new run.", code="run_expired"
+        )
+    if run.status != WorkflowRun.Status.SUSPENDED or not run.resume_state:
+        raise BadRequest(
+            f"Run {run_id} is not waiting for confirmation (its status is {run.status}).",
+            code="run_not_suspended",
+        )
+    return run
+
+
+def _claim(run: WorkflowRun) -> bool:
+    """Move the run from suspended to running; False if another call got there first."""
+    return bool(
+        WorkflowRun.objects.filter(pk=run.pk, status=WorkflowRun.Status.SUSPENDED).update(
+            status=WorkflowRun.Status.RUNNING
+        )
+    )
+
+
+def _resume_execution(run: WorkflowRun, values: Any) -> WorkflowExecution:
+    """Check a resume call against the suspended run and claim it (synchronous: database)."""
+    state = run.resume_state or {}
+    try:
+        definition = parse_definition(state["definition"])
+        snapshot = state["snapshot"]
+    except (KeyError, TypeError, DefinitionError):
+        raise InternalError("This run's saved state cannot be read.") from None
+    try:
+        checked = resume_values(snapshot, values)
+    except InputError as error:
+        raise BadRequest(
+            f"values: {error.message}", code="invalid_values", param=error.parameter
+        ) from None
+    if not _claim(run):
+        raise BadRequest(f"Run {run.run_id} is already being resumed.", code="run_not_suspended")
+    config = WorkflowConfig(
+        id=run.workflow_id or 0,
+        title=run.workflow_title,
+        description="",
+        enabled=True,
+        definition=definition,
+        definition_error="",
+    )
+    return WorkflowExecution(
+        workflow=config,
+        inputs=run.inputs,
+        api_key_id=run.api_key_id,
+        source=run.source,
+        run_id=run.run_id,
+        created_at=run.created_at,
+        recorded_early=True,
+        resume=(snapshot, checked),
+    )
+
+
+def _resume_for_key(run_id: uuid.UUID, api_key_id: int | None, values: Any) -> WorkflowExecution:
+    run = WorkflowRun.objects.filter(run_id=run_id, api_key_id=api_key_id).first()
+    return _resume_execution(_resumable(run, run_id), values)
+
+
+async def workflow_resume(
+    api_key: ApiKeyPrincipal, run_id: uuid.UUID, values: Any
+) -> tuple[WorkflowExecution, RunResult]:
+    """Continue a suspended run started with this key, in this process, from the state saved
+    in the database; the outcome as for `workflow_run` (it may suspend again)."""
+    execution = await database_sync_to_async(_resume_for_key)(run_id, api_key.id, values)
+    outcome = await run_and_record(execution, on_event=None, stream_tokens=False)
+    error = run_outcome_error(execution.run_id, outcome)
+    if error is not None:
+        raise error
+    return execution, outcome
+
+
+def workflow_resume_now(*, run: WorkflowRun, values: dict) -> RunResult:
+    """An operator confirms a suspended run in the admin (synchronous, like a test run).
+
+    Raises `ValidationError` (keyed by the field's name) for values that do not fit, or an
+    `ApiError` when the run is no longer waiting.
+    """
+    try:
+        execution = _resume_execution(_resumable(run, run.run_id), values)
+    except BadRequest as error:
+        raise ValidationError({error.param or NON_FIELD_ERRORS: [error.message]}) from None
+    records: list[RunRecord] = []
+
+    async def keep(record: RunRecord) -> None:
+        records.append(record)
+
+    assert execution.workflow.definition is not None
+    outcome = async_to_sync(run_and_record)(
+        execution,
+        on_event=None,
+        stream_tokens=False,
+        store=keep,
+        bots=bots_for_definition(execution.workflow.definition),
+    )
+    run_records_write(records)
+    return outcome
 
 
 async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[RunEvent]:
@@ -314,7 +547,11 @@ async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[Run
         await task  # raises what broke the run outside the engine
         assert finished is not None
         yield RunFinished(
-            status=finished.status, result=finished.result, error=finished.error, run_id=run_id
+            status=finished.status,
+            result=finished.result,
+            error=finished.error,
+            run_id=run_id,
+            waiting_for=finished.waiting_for,
         )
     except Exception as exc:
         if task.done():

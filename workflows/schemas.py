@@ -60,6 +60,15 @@ class RunIdRequest(BaseModel):
     run_id: uuid.UUID = Field(alias="runId")
 
 
+class ResumeRequest(BaseModel):
+    """resume: the suspended run's `runId` and the `values` a person gave."""
+
+    model_config = _FROZEN
+
+    run_id: uuid.UUID = Field(alias="runId")
+    values: JsonObject = Field(default_factory=dict)
+
+
 # --- the body's fields, whatever its form ---------------------------------------------------------
 class _SkipFiles(FileUploadHandler):
     """Fields only: every file part is skipped unread."""
@@ -128,3 +137,7 @@ def parse_run(data: dict) -> RunRequest:
 
 def parse_run_id(fields: dict[str, Any], query_run_id: str | None) -> uuid.UUID:
     return validated(RunIdRequest, _field_or_query(fields, "runId", query_run_id)).run_id
+
+
+def parse_resume(data: dict) -> ResumeRequest:
+    return validated(ResumeRequest, data)

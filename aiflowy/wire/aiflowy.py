@@ -128,6 +128,8 @@ class StoredRun(Protocol):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    waiting_for: Any
+    expires_at: datetime | None
 
 
 def running_params_body(
@@ -165,6 +167,28 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _waiting(status: str, waiting_for: Any, expires_at: datetime | None) -> dict[str, Any]:
+    """A suspended run says what it waits for: per node its ``message`` and the ``fields`` to
+    fill (``name``, ``label``, ``dataType``, ``enums``…), and until when."""
+    if status != "suspended":
+        return {}
+    return {"waitingFor": waiting_for or [], "expiresAt": _iso(expires_at)}
+
+
+def run_suspended_body(
+    *, run_id: str, waiting_for: Any, expires_at: datetime | None
+) -> dict[str, Any]:
+    """`run`/`resume` of a run that now waits for a person; resume it with
+    `external/resume` (`runId` + `values`)."""
+    return {
+        "errorCode": 0,
+        "runId": run_id,
+        "status": "suspended",
+        "result": None,
+        **_waiting("suspended", waiting_for, expires_at),
+    }
+
+
 def run_status_body(run: StoredRun, steps: Iterable[StoredStep]) -> dict[str, Any]:
     """`runStatus`: a run's state, its result once finished, and what each node did."""
     return {
@@ -179,6 +203,7 @@ def run_status_body(run: StoredRun, steps: Iterable[StoredStep]) -> dict[str, An
         "startedAt": _iso(run.started_at),
         "finishedAt": _iso(run.finished_at),
         "durationMs": run.duration_ms,
+        **_waiting(run.status, run.waiting_for, run.expires_at),
         "steps": [
             {
                 "nodeId": step.node_id,

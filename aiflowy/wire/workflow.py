@@ -16,7 +16,7 @@ from aiflowy.events import LlmToken, NodeFinished, NodeStarted, RunEvent, RunFin
 from aiflowy.sse import sse_event
 from aiflowy.wire.aiflowy import error_body
 
-__all__ = ["error_body", "event_body", "events", "sse_error"]
+__all__ = ["error_body", "error_frame", "event_body", "events", "sse_error"]
 
 
 def event_body(event: RunEvent) -> dict[str, Any]:
@@ -44,13 +44,16 @@ def event_body(event: RunEvent) -> dict[str, Any]:
     if isinstance(event, RunStarted):
         return {"event": "runStarted", "runId": event.run_id, "workflowId": event.workflow_id}
     if isinstance(event, RunFinished):
-        return {
+        body = {
             "event": "runFinished",
             "runId": event.run_id,
             "status": event.status,
             "result": event.result,
             "error": event.error,
         }
+        if event.status == "suspended":
+            body["waitingFor"] = event.waiting_for or []
+        return body
     raise TypeError(f"not a workflow run event: {event!r}")
 
 
@@ -64,3 +67,8 @@ def sse_error(error: ApiError, *, run_id: str = "") -> bytes:
     """The `runFinished` that ends a stream broken outside the engine."""
     body = event_body(RunFinished(status="failed", result=None, error=error.message, run_id=run_id))
     return sse_event(body, event="runFinished")
+
+
+def error_frame(error: ApiError) -> dict[str, Any]:
+    """A workflow WebSocket's answer to a request that failed (AIFlowy's error body)."""
+    return {"event": "error", **error_body(error)}

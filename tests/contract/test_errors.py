@@ -177,6 +177,10 @@ def status_json(world: World) -> dict:
     return {"json": {"runId": world.run_id}}
 
 
+def resume_json(world: World) -> dict:
+    return {"json": {"runId": world.run_id, "values": {}}}
+
+
 def history_query(world: World) -> dict:
     return {"params": {"botId": world.bot.id}}
 
@@ -250,6 +254,15 @@ def workflow_endpoints(family: str) -> list[Endpoint]:
             "aiflowy",
             "PUT",
             status_json,
+            expected=RUN_OF_ANOTHER_KEY,
+        ),
+        Endpoint(
+            f"{family}-resume",
+            "POST",
+            f"{base}/resume",
+            "aiflowy",
+            "GET",
+            resume_json,
             expected=RUN_OF_ANOTHER_KEY,
         ),
     ]

@@ -116,7 +116,8 @@ def test_it_rejects_an_edge_from_a_missing_node():
         parse_definition(flow)
 
 
-def test_it_rejects_a_cycle_naming_the_nodes():
+def test_it_rejects_a_cycle_the_start_node_does_not_reach_naming_the_nodes():
+    # A cycle reached from the start is a loop (tests/workflows/test_engine_loops.py).
     flow = minimal(
         nodes=[
             copy.deepcopy(START),
@@ -124,7 +125,7 @@ def test_it_rejects_a_cycle_naming_the_nodes():
             node("b", "templateNode", template="b"),
             copy.deepcopy(END),
         ],
-        edges=[edge("start1", "a"), edge("a", "b"), edge("b", "a", "back"), edge("b", "end1")],
+        edges=[edge("start1", "end1"), edge("a", "b"), edge("b", "a", "back")],
     )
     with pytest.raises(DefinitionError, match="cycle") as info:
         parse_definition(flow)
@@ -148,7 +149,7 @@ def test_it_rejects_an_unknown_node_type():
     assert info.value.node_id == "x1"
 
 
-@pytest.mark.parametrize("node_type", ["knowledgeNode", "loopNode", "searchEngineNode"])
+@pytest.mark.parametrize("node_type", ["knowledgeNode", "searchEngineNode"])
 def test_it_names_known_but_unsupported_node_types(node_type):
     flow = minimal()
     flow["nodes"].append(node("k1", node_type, title="知识库"))

@@ -311,11 +311,11 @@ async def test_json_bodies_escape_filled_strings(service):
     defn = http_flow(
         service.base + "/echo", method="POST", bodyType="json", bodyJson='{"ip": "{{ip}}", "n": 1}'
     )
-    result = await run(defn, {"ipAddress": 'say "hi"\n'})
+    result = await run(defn, {"ipAddress": 'say "hi"\nbye'})
     assert result.status == "succeeded", result.error
     request = service.requests[0]
     assert request["headers"]["content-type"] == "application/json"
-    assert json.loads(request["body"]) == {"ip": 'say "hi"\n', "n": 1}
+    assert json.loads(request["body"]) == {"ip": 'say "hi"\nbye', "n": 1}
 
 
 @pytest.mark.asyncio

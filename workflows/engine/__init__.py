@@ -17,10 +17,10 @@ from .definition import (
     input_parameters,
     parse_definition,
 )
-from .errors import DefinitionError, InputError, NodeFailed
+from .errors import DefinitionError, InputError, NodeFailed, NodeSuspended
 from .inputs import validate_inputs
 from .ports import EngineLimits, LlmAnswer, LlmPort
-from .runner import RunResult, StepRecord, run_workflow
+from .runner import RunResult, StepRecord, resume_values, resume_workflow, run_workflow
 
 __all__ = [
     "DefinitionError",
@@ -31,6 +31,7 @@ __all__ = [
     "LlmPort",
     "NodeDef",
     "NodeFailed",
+    "NodeSuspended",
     "Parameter",
     "RunResult",
     "StartParameter",
@@ -38,6 +39,8 @@ __all__ = [
     "WorkflowDefinition",
     "input_parameters",
     "parse_definition",
+    "resume_values",
+    "resume_workflow",
     "run_workflow",
     "validate_inputs",
 ]

@@ -55,6 +55,14 @@ class WorkflowDefinition:
     outgoing: Mapping[str, tuple[EdgeDef, ...]]
     reachable: frozenset[str]
     raw: Mapping[str, Any]
+    # Edges that close a cycle (Tinyflow's back-edges), by source node, kept out of
+    # ``incoming``/``outgoing``; and for each, the nodes its loop runs again.
+    back_edges: Mapping[str, tuple[EdgeDef, ...]] = field(default_factory=dict)
+    loop_regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def scope_of(self, node_id: str) -> str | None:
+        """The loopNode whose body holds ``node_id`` (None: the main graph)."""
+        return self.nodes[node_id].parent_id
 
     @property
     def start(self) -> NodeDef:
@@ -107,6 +115,75 @@ def _topological_order(
             edge_id=cycle_edge.id if cycle_edge else None,
         )
     return order
+
+
+def _back_edges(
+    start_id: str,
+    node_ids: list[str],
+    outgoing: dict[str, list[EdgeDef]],
+    incoming: dict[str, list[EdgeDef]],
+) -> tuple[dict[str, tuple[EdgeDef, ...]], dict[str, frozenset[str]]]:
+    """Take the edges that close a cycle out of ``outgoing``/``incoming`` (in place).
+
+    A back-edge is one that leads to a node on the current path of a depth-first walk from
+    the start node, as Tinyflow's editor draws a loop back to an earlier node. Its *region*
+    is every node on a path from its target to its source; running the edge runs the region
+    again. Only the source (where the loop decides) may have edges leaving the region, so
+    that what follows the loop runs once, after it. Cycles that the start node cannot reach
+    stay in the graph and are refused as cycles.
+    """
+    found: list[EdgeDef] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    stack: list[tuple[str, int]] = [(start_id, 0)]
+    state[start_id] = 1
+    while stack:
+        node_id, index = stack[-1]
+        edges = outgoing[node_id]
+        if index >= len(edges):
+            state[node_id] = 2
+            stack.pop()
+            continue
+        stack[-1] = (node_id, index + 1)
+        edge = edges[index]
+        seen = state.get(edge.target)
+        if seen == 1:
+            found.append(edge)
+        elif seen is None:
+            state[edge.target] = 1
+            stack.append((edge.target, 0))
+    by_source: dict[str, tuple[EdgeDef, ...]] = {}
+    for edge in found:
+        outgoing[edge.source].remove(edge)
+        incoming[edge.target].remove(edge)
+        by_source[edge.source] = (*by_source.get(edge.source, ()), edge)
+    regions: dict[str, frozenset[str]] = {}
+    for edge in found:
+        after = _reachable(edge.target, outgoing)
+        before = _reaching(edge.source, incoming)
+        region = frozenset(after & before)
+        for node_id in region:
+            for leaving in outgoing[node_id]:
+                if leaving.target not in region and node_id != edge.source:
+                    raise DefinitionError(
+                        f'edge "{edge.id}" loops back from "{edge.source}" to "{edge.target}", '
+                        f'but edge "{leaving.id}" leaves that loop from "{node_id}": a loop '
+                        f'may only be left from the node that loops back ("{edge.source}")',
+                        node_id=node_id,
+                        edge_id=leaving.id,
+                    )
+        regions[edge.id] = region
+    return by_source, regions
+
+
+def _reaching(target_id: str, incoming: Mapping[str, list[EdgeDef]]) -> set[str]:
+    seen = {target_id}
+    stack = [target_id]
+    while stack:
+        for edge in incoming[stack.pop()]:
+            if edge.source not in seen:
+                seen.add(edge.source)
+                stack.append(edge.source)
+    return seen
 
 
 def _reachable(start_id: str, outgoing: Mapping[str, list[EdgeDef]]) -> set[str]:
@@ -173,6 +250,37 @@ def _check_refs(
             )
 
 
+def _body_of(loop_id: str, parents: Mapping[str, str]) -> set[str]:
+    """Every node inside ``loop_id``'s body, nested loops' bodies included."""
+    body: set[str] = set()
+    frontier = {loop_id}
+    while frontier:
+        frontier = {node_id for node_id, parent in parents.items() if parent in frontier} - body
+        body |= frontier
+    return body
+
+
+def _check_parents(
+    headers: list[tuple[str, str, str, Mapping[str, Any]]], parents: Mapping[str, str]
+) -> None:
+    types = {h[0]: h[1] for h in headers}
+    for node_id, node_type, _title, _data in headers:
+        parent = parents.get(node_id)
+        if parent is None:
+            continue
+        if types.get(parent) != "loopNode":
+            raise DefinitionError(
+                f'node "{node_id}" has parentId "{parent}", which is not a loopNode',
+                node_id=node_id,
+            )
+        if node_type in ("startNode", "endNode"):
+            raise DefinitionError(
+                f'node "{node_id}": a {node_type} cannot be inside a loop body', node_id=node_id
+            )
+        if node_id in _body_of(node_id, parents):
+            raise DefinitionError(f'node "{node_id}" is inside its own loop body', node_id=node_id)
+
+
 def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinition:
     """Validate a workflow definition (a dict or its JSON text) and return it parsed.
 
@@ -190,6 +298,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
 
     # Pass 1: identity and type of every node.
     headers: list[tuple[str, str, str, Mapping[str, Any]]] = []
+    parents: dict[str, str] = {}
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
         if not isinstance(raw, Mapping):
@@ -214,6 +323,9 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         if node_type not in SUPPORTED_NODE_TYPES:
             raise DefinitionError(f'{label}: unknown node type "{node_type}"', node_id=node_id)
         headers.append((node_id, node_type, title, node_data))
+        parent_id = loose_text(raw.get("parentId"))
+        if parent_id:
+            parents[node_id] = parent_id.strip()
 
     starts = [h for h in headers if h[1] == "startNode"]
     ends = [h for h in headers if h[1] == "endNode"]
@@ -228,6 +340,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     if not ends:
         raise DefinitionError("the workflow has no end node (endNode)")
     start_id = starts[0][0]
+    _check_parents(headers, parents)
 
     # Edges.
     node_ids = [h[0] for h in headers]
@@ -273,6 +386,13 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
                 node_id=source,
                 edge_id=edge_id,
             )
+        if parents.get(source) != parents.get(target) and parents.get(target) != source:
+            raise DefinitionError(
+                f'edge "{edge_id}" connects "{source}" and "{target}", which are in different '
+                "loop bodies: a loop body is entered only from its loopNode and left when it "
+                "finishes",
+                edge_id=edge_id,
+            )
         edge_data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
         condition = loose_text(edge_data.get("condition"))
         edge = EdgeDef(edge_id, source, target, condition.strip() if condition else None)
@@ -284,6 +404,7 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             "the workflow has no edges: connect the start node to the other nodes"
         )
 
+    back_edges, loop_regions = _back_edges(start_id, node_ids, outgoing, incoming)
     order = _topological_order(node_ids, outgoing, incoming)
     reachable = _reachable(start_id, outgoing)
     if not any(h[0] in reachable for h in ends):
@@ -314,6 +435,14 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         )
         kind = NODE_TYPES[node_type]
         config = kind.parse_config(node_data, node_id, where)
+        loop_enable = loose_bool(node_data.get("loopEnable"))
+        max_loop = loose_number(
+            node_data.get("maxLoopCount"), f"{where}: maxLoopCount", node_id, integer=True
+        )
+        loop_interval = loose_number(
+            node_data.get("loopIntervalMs"), f"{where}: loopIntervalMs", node_id, integer=True
+        )
+        break_condition = loose_text(node_data.get("loopBreakCondition"))
         nodes[node_id] = NodeDef(
             id=node_id,
             type=node_type,
@@ -327,6 +456,11 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             retry_interval_ms=max(0, int(interval)) if interval is not None else 1000,
             outputs=kind.declared_outputs(node_data, params, output_defs),
             config=MappingProxyType(config),
+            loop_enable=loop_enable,
+            max_loop_count=max(0, int(max_loop)) if max_loop is not None else 0,
+            loop_break_condition=break_condition.strip() if break_condition else None,
+            loop_interval_ms=max(0, int(loop_interval)) if loop_interval is not None else 0,
+            parent_id=parents.get(node_id),
         )
 
     start_names = frozenset(p.name for p in nodes[start_id].parameters)
@@ -343,6 +477,10 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
             extra = node.config.get(key)
             if extra:
                 _check_refs(node, extra, nodes, ancestors, start_names, "parameter")
+        if node.type == "loopNode":
+            # A loop's outputs are collected from its body after each iteration.
+            body = {node.id: _body_of(node.id, parents) | ancestors[node.id]}
+            _check_refs(node, node.output_defs, nodes, body, start_names, "output")
 
     return WorkflowDefinition(
         nodes=MappingProxyType(nodes),
@@ -354,6 +492,8 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
         outgoing=MappingProxyType({k: tuple(v) for k, v in outgoing.items()}),
         reachable=frozenset(reachable),
         raw=root,
+        back_edges=MappingProxyType(back_edges),
+        loop_regions=MappingProxyType(loop_regions),
     )
 
 

@@ -39,3 +39,18 @@ class NodeFailed(Exception):
         super().__init__(message)
         self.message = message
         self.node_id = node_id
+
+
+class NodeSuspended(Exception):
+    """A node waits for a person: a ``confirmNode``, or required inputs nobody gave yet.
+
+    ``fields`` describe what it waits for, each ``{"name", "label", "dataType", "required",
+    "enums", "formType", …}`` (``name`` is the key the resume call fills); ``message`` is the
+    text shown to whoever confirms.
+    """
+
+    def __init__(self, message: str, fields: list[dict], *, prompt: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        self.prompt = prompt

@@ -68,6 +68,14 @@ class NodeDef:
     retry_interval_ms: int = 1000
     outputs: frozenset[str] | None = frozenset()
     config: Mapping[str, Any] = field(default_factory=dict)
+    # Tinyflow's node loop: run again until maxLoopCount re-runs (0 = no limit but the run's
+    # cap) or loopBreakCondition holds, waiting loopIntervalMs between runs.
+    loop_enable: bool = False
+    max_loop_count: int = 0
+    loop_break_condition: str | None = None
+    loop_interval_ms: int = 0
+    # The loopNode whose body this node belongs to (Tinyflow's ``parentId``).
+    parent_id: str | None = None
 
     @property
     def label(self) -> str:

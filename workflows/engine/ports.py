@@ -56,3 +56,5 @@ class EngineLimits:
     http_max_response_bytes: int = 5_000_000
     http_allow_private: bool = False
     max_parallel_nodes: int = 8
+    # Node-loop re-runs plus loopNode iterations allowed in one run (Tinyflow has no cap).
+    max_loop_iterations: int = 10_000

@@ -94,12 +94,22 @@ def _to_number(value: Any) -> int | float:
     raise CoercionError(f"expected a number, got {_describe(value)}")
 
 
+_TRUE_TEXTS = frozenset({"true", "1"})
+_FALSE_TEXTS = frozenset({"false", "0"})
+
+
 def _to_bool(value: Any) -> bool:
+    """Tinyflow reads ``"true"`` and ``"1"`` as true (``ChainState.resolveParameters``); we
+    also read ``"false"``/``"0"`` as false and refuse other text instead of calling it false."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise CoercionError(f"expected a boolean (true or false), got {_describe(value)}")
+    if isinstance(value, int) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_TEXTS or text in _FALSE_TEXTS:
+            return text in _TRUE_TEXTS
+    raise CoercionError(f"expected a boolean (true, false, 1 or 0), got {_describe(value)}")
 
 
 def _parse_json_text(value: str, kind: type, label: str) -> Any:
@@ -124,11 +134,15 @@ def _to_file_url(value: Any) -> str:
 def coerce(value: Any, data_type: DataType, *, strict: bool) -> Any:
     """Convert ``value`` to ``data_type``.
 
-    ``strict`` (caller inputs) also checks values that are already typed, e.g. refuses an
-    object where a String is declared; non-strict (values inside a run) converts strings only,
+    ``strict`` (caller inputs) trims text and also checks values that are already typed, e.g.
+    refuses a number where an Object is declared (an object for a String becomes JSON text);
+    non-strict (values inside a run) converts strings only,
     like Tinyflow, and lets other values through.
     """
     base = data_type.base
+    if strict and isinstance(value, str):
+        # Tinyflow trims every text input before using it.
+        value = value.strip()
     if value is None or base is None:
         return value
     if base == "String":
@@ -140,7 +154,9 @@ def coerce(value: Any, data_type: DataType, *, strict: bool) -> Any:
             return "true" if value else "false"
         if isinstance(value, int | float):
             return str(value)
-        raise CoercionError(f"expected a string, got {_describe(value)}")
+        # An object or list given for a String parameter becomes its JSON text, as Tinyflow
+        # hands it on (fastjson's compact form).
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if base == "Number":
         if strict or isinstance(value, str):
             return _to_number(value)

@@ -17,12 +17,16 @@ from typing import Any
 
 from aiflowy.events import RunEvent
 
-from ..errors import NodeFailed
+from ..errors import NodeFailed, NodeSuspended
 from ..model import NodeDef, Parameter
 from ..ports import EngineLimits, LlmPort
 from ..values import CoercionError, RunMemory, coerce, is_blank, make_lookup, render_text
 
 Emit = Callable[[RunEvent], Awaitable[None]]
+# (script text) → (one-line JS prelude, extra globals) defining Tinyflow's _state and _chain.
+ScriptState = Callable[[str], tuple[str, dict[str, Any]]]
+# (index, item) → runs one iteration of a loopNode's body; raises NodeFailed if it fails.
+RunBody = Callable[[int, Any], Awaitable[None]]
 
 
 @dataclass
@@ -34,6 +38,8 @@ class NodeContext:
     emit: Emit | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    script_state: ScriptState | None = None
+    run_body: RunBody | None = None
 
 
 Executor = Callable[[NodeContext], Awaitable[dict[str, Any]]]
@@ -124,14 +130,44 @@ def resolve_parameters(
     lenient: bool = False,
 ) -> dict[str, Any]:
     """Values of ``parameters`` by name (``ref`` → lookup, ``fixed`` → value, ``input`` →
-    by name). ``lenient`` leaves out parameters that cannot be resolved instead of failing."""
+    by name). ``lenient`` leaves out parameters that cannot be resolved instead of failing.
+
+    Required ``input`` parameters that nobody gave suspend the run (:class:`NodeSuspended`
+    listing all of them), as Tinyflow's ``ChainState.resolveParameters`` does: a person
+    fills them in and the run resumes.
+    """
     values: dict[str, Any] = {}
+    waiting: list[dict[str, Any]] = []
     for parameter in parameters:
+        if (
+            not lenient
+            and what == "parameter"
+            and parameter.ref_type == "input"
+            and parameter.required
+            and not parameter.children
+            and is_blank(memory.resolve(parameter.name))
+            and is_blank(parameter.default_value)
+        ):
+            waiting.append(
+                {
+                    "name": parameter.name,
+                    "shortName": parameter.name,
+                    "label": parameter.description or parameter.name,
+                    "dataType": parameter.data_type.label,
+                    "required": True,
+                    "enums": parameter.enums,
+                    "formType": parameter.form_hints.get("formType") or "input",
+                }
+            )
+            continue
         try:
             values[parameter.name] = _resolve_one(parameter, memory, own, what)
         except NodeFailed:
             if not lenient:
                 raise
+    if waiting:
+        names = ", ".join(f'"{field["name"]}"' for field in waiting)
+        raise NodeSuspended(f"waiting for input {names}", waiting)
     return values
 
 

@@ -1,6 +1,6 @@
 """codeNode: JavaScript in the sandbox of :mod:`..js`. The code fills ``_result``, whose keys
-are the outputs (only the declared ``outputDefs`` when there are any). AIFlowy also offers
-qlexpress and groovy; those are refused when the definition is saved, naming the engine."""
+are the outputs (all of them, declared in ``outputDefs`` or not, as in Tinyflow). AIFlowy also
+offers qlexpress and groovy; those are refused when the definition is saved, naming the engine."""
 
 from __future__ import annotations
 
@@ -42,14 +42,16 @@ async def execute(ctx: NodeContext) -> dict[str, Any]:
     # Tinyflow fills {{…}} in the code before running it; single braces are JavaScript.
     code = render(ctx, node.config["code"], params, single_brace=False, strict=False)
     variables = {**ctx.memory.bare(), **params}
+    # Tinyflow's _state/_chain, when the script uses them (read-only stand-ins, see ..state).
+    prelude, state = ctx.script_state(code) if ctx.script_state else ("", {})
     result = await run_code(
-        code,
-        variables,
+        prelude + code,
+        {**variables, **state},
         timeout_ms=ctx.limits.js_timeout_ms,
         memory_mb=ctx.limits.js_memory_mb,
     )
-    if node.output_defs:
-        return {p.name: result[p.name] for p in node.output_defs if p.name in result}
+    # Every key of _result is kept, declared or not, as Tinyflow's JavascriptRuntimeEngine
+    # returns the whole object.
     return result
 
 

@@ -69,6 +69,10 @@ class BotAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            _("What callers may send"),
+            {"fields": ["allow_request_tools", "allow_request_media"]},
+        ),
     ]
 
     def save_model(self, request, obj, form, change) -> None:

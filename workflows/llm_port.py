@@ -99,8 +99,9 @@ class BotLlmPort:
                     return LlmAnswer(
                         "".join(parts), item.prompt_tokens, item.completion_tokens, item.model
                     )
-                parts.append(item)
-                await on_token(item)
+                if type(item) is str:  # a node asks for text, not tools
+                    parts.append(item)
+                    await on_token(item)
         except UpstreamError as error:
             # The caller sees the safe message; the provider's own text goes to the log only.
             logger.info("LLM node on bot %s failed: %s", bot.id, error.operator_detail)

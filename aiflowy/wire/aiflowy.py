@@ -84,7 +84,7 @@ async def answer_frames(replies: AsyncIterator[str | StreamEnd]) -> AsyncIterato
                 **_delta_frame("END", ""),
                 "usage": _usage(item.prompt_tokens, item.completion_tokens),
             }
-        else:
+        elif type(item) is str:  # tool call and other non-text pieces have no AIFlowy frame
             yield _delta_frame("MIDDLE" if started else "START", item)
             started = True
 

@@ -358,6 +358,28 @@ async def llm_complete(
 
 # A choice-0 delta with only these keys is plain text: the hot path yields its text as a `str`.
 _TEXT_DELTA_KEYS = frozenset({"role", "content"})
+_ROLE_KEY = frozenset({"role"})
+
+
+def _delta_rest(delta: dict, without: frozenset[str]) -> dict:
+    """`delta` less the keys `without` and the empty values (null, "")."""
+    return {k: v for k, v in delta.items() if k not in without and v is not None and v != ""}
+
+
+def _tool_calls_seen(calls: list[dict], piece: dict) -> None:
+    if piece.get("tool_calls"):
+        _tool_call_merged(calls, piece["tool_calls"])
+    elif piece.get("function_call"):
+        _tool_call_merged(calls, [piece["function_call"]])
+
+
+def delta_text(item: str | StreamDelta) -> str:
+    """The text of choice 0 in a streamed piece (none in tool calls or other choices)."""
+    if type(item) is str:
+        return item
+    if item.index == 0:
+        return item.delta.get("content") or ""
+    return ""
 
 
 def _tool_call_merged(calls: list[dict], pieces: list[dict]) -> None:
@@ -423,20 +445,26 @@ async def llm_stream(
                     delta = choice.get("delta") or {}
                     index = choice.get("index") or 0
                     logprobs = choice.get("logprobs")
-                    if index == 0 and logprobs is None and delta.keys() <= _TEXT_DELTA_KEYS:
+                    if index == 0 and logprobs is None:
+                        # Choice 0's text goes as a `str` (what every consumer reads); other
+                        # fields of the same delta (tool calls, refusal, a provider's
+                        # `reasoning_content`) follow as a `StreamDelta`.
                         text = delta.get("content")
                         if text:
                             produced.append(text)
                             yield text
+                        if not delta.keys() <= _TEXT_DELTA_KEYS and (
+                            rest := _delta_rest(delta, _TEXT_DELTA_KEYS)
+                        ):
+                            _tool_calls_seen(tool_calls, rest)
+                            yield StreamDelta(0, rest)
                     else:
-                        piece = {k: v for k, v in delta.items() if k != "role" and v is not None}
+                        # With logprobs, or another choice: the delta as it came.
+                        piece = _delta_rest(delta, _ROLE_KEY)
                         if index == 0:
                             if piece.get("content"):
                                 produced.append(piece["content"])
-                            if piece.get("tool_calls"):
-                                _tool_call_merged(tool_calls, piece["tool_calls"])
-                            elif piece.get("function_call"):
-                                _tool_call_merged(tool_calls, [piece["function_call"]])
+                            _tool_calls_seen(tool_calls, piece)
                         other_finish = choice.get("finish_reason") if index else None
                         if piece or logprobs or other_finish:
                             yield StreamDelta(index, piece, logprobs, other_finish)

@@ -31,6 +31,7 @@ from aiflowy.llm import (
     StreamDelta,
     StreamEnd,
     content_text,
+    delta_text,
     llm_complete,
     llm_stream,
 )
@@ -370,10 +371,8 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamDelta | 
                 continue
             if first_token_ms is None:
                 first_token_ms = _elapsed_ms(turn)
-            if type(item) is str:
-                parts.append(item)
-            elif item.index == 0 and item.delta.get("content"):
-                parts.append(item.delta["content"])
+            if text := delta_text(item):
+                parts.append(text)
             yield item
         if end is None:
             raise UpstreamError("The model provider ended the answer early.")

@@ -3,8 +3,10 @@
 field in the wire's notation (see `aiflowy.validation`).
 
 The returned objects are the models themselves (no second copy into dataclasses: that would
-cost the hot path a construction per request). Messages come out as plain
-`{"role", "content": str}` dicts, as the services and the upstream client use them.
+cost the hot path a construction per request). Messages come out as plain dicts, as the
+services and the upstream client use them: AIFlowy's as `{"role", "content": str}`, OpenAI's
+with the fields OpenAI defines (content a string, or a list when it has media parts; tool
+calls; the id a tool result answers).
 """
 
 from __future__ import annotations

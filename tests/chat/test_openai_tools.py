@@ -13,6 +13,8 @@ import json
 
 import openai
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from pydantic import BaseModel
 
 from chat.models import Message
@@ -429,3 +431,38 @@ def test_a_switched_off_feature_is_not_refused_on_other_bots_or_when_unused(
         model="helper", messages=[IMAGE_MESSAGE], tools=[WEATHER_TOOL], seed=3
     )
     assert answer.choices[0].finish_reason == "tool_calls"
+
+
+# --- the admin --------------------------------------------------------------------------------
+@pytest.fixture
+def admin_client(transactional_db) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    return client
+
+
+def test_the_switches_are_on_the_bot_admin_page_in_zh_hans(admin_client, bot):
+    page = admin_client.get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
+    for label in ("调用方可发送的内容", "允许调用方发送工具", "允许调用方发送图片和其他媒体"):
+        assert label in page
+    assert 'name="allow_request_tools"' in page and 'name="allow_request_media"' in page
+
+
+def test_an_operator_reads_tool_calls_and_results_in_the_conversation_admin(
+    admin_client, make_openai, bot, api_key
+):
+    client = make_openai(api_key)
+    first = client.chat.completions.create(
+        model="helper", messages=[user("Kyiv")], tools=[WEATHER_TOOL], extra_body={"chatId": "c"}
+    )
+    [call] = first.choices[0].message.tool_calls
+    client.chat.completions.create(
+        model="helper",
+        messages=[{"role": "tool", "tool_call_id": call.id, "content": "snow"}],
+        extra_body={"chatId": "c"},
+    )
+    conversation = stored_answer(content="Tool said: snow").conversation
+    page = admin_client.get(f"/admin/chat/conversation/{conversation.pk}/change/").content
+    page = page.decode()
+    assert "工具调用" in page
+    assert "get_weather" in page and call.id in page and "snow" in page

@@ -214,17 +214,23 @@ def _refused(param: str, what: str) -> BadRequest:
     )
 
 
+def _asks_for_something(name: str, value: object) -> bool:
+    """False for values that ask for nothing a switch governs (`tool_choice: "none"`,
+    `logprobs: false`, `n: 1`), which are never refused."""
+    return not (value is False or value == "none" or (name == "n" and value == 1))
+
+
 def refused_param_check(bot: BotConfig, request: ChatCompletionRequest, extra: dict) -> None:
     """The operator's per-bot switches: tools, media, generation overrides. A request using a
     switched-off feature is refused naming the field, rather than answered without it."""
     if extra:
         if not bot.allow_request_tools:
             for name in TOOL_FIELDS:
-                if name in extra:
+                if name in extra and _asks_for_something(name, extra[name]):
                     raise _refused(name, "tools")
         if not bot.allow_request_overrides:
             for name in GENERATION_FIELDS:
-                if name in extra and not (name == "n" and extra[name] == 1):
+                if name in extra and _asks_for_something(name, extra[name]):
                     raise _refused(name, "generation settings")
         if not bot.allow_request_media and (
             "audio" in extra or "audio" in extra.get("modalities", ())

@@ -390,7 +390,7 @@ IMAGE_MESSAGE = {
     ("switch", "fields", "param"),
     [
         ("allow_request_tools", {"tools": [WEATHER_TOOL]}, "tools"),
-        ("allow_request_tools", {"messages": [user("x")], "tool_choice": "none"}, "tool_choice"),
+        ("allow_request_tools", {"tool_choice": "required"}, "tool_choice"),
         ("allow_request_media", {"messages": [IMAGE_MESSAGE]}, "messages[0].content[1]"),
         ("allow_request_media", {"modalities": ["text", "audio"]}, "modalities"),
         ("allow_request_overrides", {"seed": 1}, "seed"),
@@ -424,8 +424,10 @@ def test_a_switched_off_feature_is_not_refused_on_other_bots_or_when_unused(
         allow_request_overrides=False,
     )
     client = make_openai(api_key)
-    # n=1 is no override; plain text is no media.
-    answer = client.chat.completions.create(model="plain", messages=[user("fine")], n=1)
+    # n=1, logprobs false and tool_choice "none" change nothing; plain text is no media.
+    answer = client.chat.completions.create(
+        model="plain", messages=[user("fine")], n=1, logprobs=False, tool_choice="none"
+    )
     assert answer.choices[0].message.content == "Echo: fine"
     answer = client.chat.completions.create(
         model="helper", messages=[IMAGE_MESSAGE], tools=[WEATHER_TOOL], seed=3

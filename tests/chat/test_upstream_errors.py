@@ -91,3 +91,6 @@ def test_external_chat_streams_end_with_an_error_frame_for_a_refused_connection(
     assert [e["status"] for e in events] == ["ERROR"]
     assert events[0]["errorCode"] == 502
     assert events[0]["message"] == GENERIC
+    # (Also lets the history write finish before the tables are flushed: no upstream call
+    # was made, so the shared fixture does not wait for it.)
+    assert ": connection refused: " in stored_answer(conversation__bot=bot).error_text

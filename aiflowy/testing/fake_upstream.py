@@ -286,16 +286,17 @@ class FakeUpstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                request_line = await reader.readline()
-                if not request_line:
-                    return
-                try:
-                    method, path, _ = request_line.decode("latin-1").split(" ", 2)
-                except ValueError:
-                    # Not HTTP (a TLS handshake, say): answered as a plain server would.
+                first = await reader.read(1)
+                if first == b"\x16":
+                    # A TLS handshake (which need hold no newline): answered at once, as a
+                    # plain HTTP server would, so the client's handshake fails.
                     writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                     await writer.drain()
                     return
+                request_line = first + await reader.readline()
+                if not request_line:
+                    return
+                method, path, _ = request_line.decode("latin-1").split(" ", 2)
                 headers: dict[str, str] = {}
                 while True:
                     line = await reader.readline()

@@ -16,10 +16,13 @@ import contextlib
 import json
 import logging
 import re
+import socket
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx2
 import openai
 
@@ -50,15 +53,42 @@ class GenerationParams:
     max_tokens: int | None = None
     stop: list[str] | None = None
     user: str | None = None
+    # OpenAI's newer name for the reply limit; reasoning models accept only this one.
+    max_completion_tokens: int | None = None
+    # The caller's other OpenAI request fields (tools, response_format, seed, ...), already
+    # validated, sent as they came.
+    extra: Mapping[str, object] | None = None
 
 
 @dataclass(slots=True)
 class Completion:
+    """The whole answer. `content` and `tool_calls` are choice 0's, as history stores them;
+    `choices` are the provider's own (every field of each message, `logprobs`, several
+    choices for `n`), empty for the echo provider."""
+
     content: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = "stop"
     model: str = ""
+    choices: list[dict] = field(default_factory=list)
+    tool_calls: list[dict] | None = None
+    system_fingerprint: str | None = None
+    # The provider's usage fields beyond the three counts (`prompt_tokens_details`, ...).
+    usage_details: dict | None = None
+
+
+@dataclass(slots=True)
+class StreamDelta:
+    """A streamed piece that is not plain text of choice 0: tool call deltas, a refusal,
+    logprobs, or any piece of another choice (`n` > 1). `delta` is the provider's own, less its
+    `role` (the wire adds it on each choice's first chunk); `finish_reason` is set only for
+    choices other than 0, whose end `StreamEnd` reports."""
+
+    index: int
+    delta: dict
+    logprobs: dict | None = None
+    finish_reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +99,9 @@ class StreamEnd:
     completion_tokens: int
     finish_reason: str = "stop"
     model: str = ""
+    tool_calls: list[dict] | None = None
+    system_fingerprint: str | None = None
+    usage_details: dict | None = None
 
 
 @dataclass(slots=True)
@@ -152,7 +185,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _messages_tokens(messages: list[Mapping]) -> int:
-    return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
+    return sum(estimate_tokens(content_text(m.get("content"))) + 4 for m in messages)
 
 
 def _request_body(messages: list[dict], params: GenerationParams) -> dict:
@@ -160,16 +193,69 @@ def _request_body(messages: list[dict], params: GenerationParams) -> dict:
     low-level `post()`, which skips the SDK's per-call TypedDict transform and pydantic parsing
     (about 1 ms a call here) but keeps its transport, auth, timeouts and exception classes."""
     body: dict = {"model": params.model, "messages": messages}
-    for name in ("temperature", "top_p", "max_tokens", "stop", "user"):
+    for name in ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "user"):
         value = getattr(params, name)
         if value is not None:
             body[name] = value
+    if params.extra:
+        body.update(params.extra)
     return body
 
 
+_USAGE_COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
+
+
+def _usage_details(usage: dict) -> dict | None:
+    """The provider's usage fields beyond the counts, when it sent any that are not null."""
+    if usage.keys() <= _USAGE_COUNTS:
+        return None
+    return {k: v for k, v in usage.items() if k not in _USAGE_COUNTS and v is not None} or None
+
+
+# Why a connection could not be made, by the exception found in the failure's chain: the first
+# match names the kind the operator reads. The openai SDK reports all of them as a timeout
+# (aiohttp's connector errors become httpx's `ConnectTimeout`), so they are told apart here.
+_CONNECT_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "DNS failure"),
+    (aiohttp.ClientConnectorDNSError, "DNS failure"),
+    (ssl.SSLError, "TLS failure"),
+    (ssl.CertificateError, "TLS failure"),
+    (aiohttp.ClientSSLError, "TLS failure"),
+    (ConnectionResetError, "connection reset"),
+    (aiohttp.ClientConnectorError, "connection failed"),
+)
+
+
+def _connect_failure(exc: BaseException) -> tuple[str, BaseException] | None:
+    """The kind of connection failure behind `exc` and the exception that says it, or None
+    (a real timeout, or a failure after the connection was made)."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(seen) < 10:
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for kind, name in _CONNECT_FAILURES:
+        for cause in seen:
+            if isinstance(cause, kind):
+                return name, cause
+    return None
+
+
 def _upstream_error(exc: Exception, provider: ProviderConfig) -> UpstreamError:
-    if isinstance(exc, openai.APITimeoutError):
-        error: UpstreamError = UpstreamTimeout(
+    failure = (
+        _connect_failure(exc)
+        if isinstance(exc, openai.APIConnectionError | aiohttp.ClientError | OSError)
+        else None
+    )
+    if failure is not None:
+        kind, cause = failure
+        error: UpstreamError = UpstreamError(
+            "The model provider could not be reached or closed the connection.",
+            operator_detail=f"provider {provider.id}: {kind}: {type(cause).__name__}: {cause}",
+        )
+    elif isinstance(exc, openai.APITimeoutError):
+        error = UpstreamTimeout(
             "The model provider did not answer in time.",
             operator_detail=f"provider {provider.id}: timeout after {provider.timeout_seconds}s",
         )
@@ -193,15 +279,40 @@ def _upstream_error(exc: Exception, provider: ProviderConfig) -> UpstreamError:
     return error
 
 
+def content_text(content: object) -> str:
+    """A message's text: the string itself, or its text parts joined (images and other media
+    parts have none)."""
+    if type(content) is str:
+        return content
+    if type(content) is list:
+        return "".join(
+            part.get("text") or ""
+            for part in content
+            if type(part) is dict and part.get("type") == "text"
+        )
+    return ""
+
+
 def _last_user_text(messages: list[Mapping]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":
-            return str(message.get("content") or "")
+            return content_text(message.get("content"))
     return ""
 
 
 def _echo_reply(messages: list[Mapping]) -> str:
     return f"Echo: {_last_user_text(messages)}"
+
+
+def _tool_calls(message: Mapping) -> list[dict] | None:
+    """A message's tool calls, with the old `function_call` as a call of its own."""
+    calls = message.get("tool_calls")
+    if calls:
+        return calls
+    function_call = message.get("function_call")
+    if function_call:
+        return [{"id": "", "type": "function", "function": function_call}]
+    return None
 
 
 async def llm_complete(
@@ -221,26 +332,79 @@ async def llm_complete(
             **_NO_SDK_REQUEST_TELEMETRY,
         )
         data = json.loads(response.content)
-        choice = data["choices"][0]
-        content = choice["message"].get("content") or ""
+        choices = data["choices"]
+        choice = choices[0]
+        message = choice["message"]
+        content = message.get("content") or ""
+        tool_calls = _tool_calls(message)
+        usage = data.get("usage") or {}
+        usage_details = _usage_details(usage)
     except openai.OpenAIError as exc:
         raise _upstream_error(exc, provider) from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise _upstream_error(exc, provider) from None
-    usage = data.get("usage") or {}
     return Completion(
         content=content,
         prompt_tokens=usage.get("prompt_tokens") or _messages_tokens(messages),
         completion_tokens=usage.get("completion_tokens") or estimate_tokens(content),
         finish_reason=choice.get("finish_reason") or "stop",
         model=data.get("model") or params.model,
+        choices=choices,
+        tool_calls=tool_calls,
+        system_fingerprint=data.get("system_fingerprint"),
+        usage_details=usage_details,
     )
+
+
+# A choice-0 delta with only these keys is plain text: the hot path yields its text as a `str`.
+_TEXT_DELTA_KEYS = frozenset({"role", "content"})
+_ROLE_KEY = frozenset({"role"})
+
+
+def _delta_rest(delta: dict, without: frozenset[str]) -> dict:
+    """`delta` less the keys `without` and the empty values (null, "")."""
+    return {k: v for k, v in delta.items() if k not in without and v is not None and v != ""}
+
+
+def _tool_calls_seen(calls: list[dict], piece: dict) -> None:
+    if piece.get("tool_calls"):
+        _tool_call_merged(calls, piece["tool_calls"])
+    elif piece.get("function_call"):
+        _tool_call_merged(calls, [piece["function_call"]])
+
+
+def delta_text(item: str | StreamDelta) -> str:
+    """The text of choice 0 in a streamed piece (none in tool calls or other choices)."""
+    if type(item) is str:
+        return item
+    if item.index == 0:
+        return item.delta.get("content") or ""
+    return ""
+
+
+def _tool_call_merged(calls: list[dict], pieces: list[dict]) -> None:
+    """Accumulate OpenAI's indexed tool call deltas into whole calls (for history)."""
+    for piece in pieces:
+        index = piece.get("index", len(calls))
+        while len(calls) <= index:
+            calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        call = calls[index]
+        if piece.get("id"):
+            call["id"] = piece["id"]
+        if piece.get("type"):
+            call["type"] = piece["type"]
+        function = piece.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] += function["name"]
+        if function.get("arguments"):
+            call["function"]["arguments"] += function["arguments"]
 
 
 async def llm_stream(
     provider: ProviderConfig, messages: list[dict], params: GenerationParams
-) -> AsyncIterator[str | StreamEnd]:
-    """Text deltas as the upstream sends them, then one `StreamEnd`.
+) -> AsyncIterator[str | StreamDelta | StreamEnd]:
+    """Text deltas of choice 0 as the upstream sends them (`str`), any other piece as a
+    `StreamDelta`, then one `StreamEnd`.
 
     Cancelling the consuming task closes the upstream response, which cancels generation there.
     """
@@ -253,9 +417,11 @@ async def llm_stream(
         return
 
     produced: list[str] = []
+    tool_calls: list[dict] = []
     finish_reason: str | None = None
     usage: dict = {}
     model = params.model
+    fingerprint: str | None = None
     try:
         stream = await upstream_client(provider).post(
             "/chat/completions",
@@ -274,12 +440,35 @@ async def llm_stream(
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 model = chunk.get("model") or model
+                fingerprint = chunk.get("system_fingerprint") or fingerprint
                 for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        produced.append(text)
-                        yield text
-                    if choice.get("finish_reason"):
+                    delta = choice.get("delta") or {}
+                    index = choice.get("index") or 0
+                    logprobs = choice.get("logprobs")
+                    if index == 0 and logprobs is None:
+                        # Choice 0's text goes as a `str` (what every consumer reads); other
+                        # fields of the same delta (tool calls, refusal, a provider's
+                        # `reasoning_content`) follow as a `StreamDelta`.
+                        text = delta.get("content")
+                        if text:
+                            produced.append(text)
+                            yield text
+                        if not delta.keys() <= _TEXT_DELTA_KEYS and (
+                            rest := _delta_rest(delta, _TEXT_DELTA_KEYS)
+                        ):
+                            _tool_calls_seen(tool_calls, rest)
+                            yield StreamDelta(0, rest)
+                    else:
+                        # With logprobs, or another choice: the delta as it came.
+                        piece = _delta_rest(delta, _ROLE_KEY)
+                        if index == 0:
+                            if piece.get("content"):
+                                produced.append(piece["content"])
+                            _tool_calls_seen(tool_calls, piece)
+                        other_finish = choice.get("finish_reason") if index else None
+                        if piece or logprobs or other_finish:
+                            yield StreamDelta(index, piece, logprobs, other_finish)
+                    if index == 0 and choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
     except openai.OpenAIError as exc:
         raise _upstream_error(exc, provider) from None
@@ -296,4 +485,7 @@ async def llm_stream(
         completion_tokens=usage.get("completion_tokens") or estimate_tokens(content),
         finish_reason=finish_reason,
         model=model,
+        tool_calls=tool_calls or None,
+        system_fingerprint=fingerprint,
+        usage_details=_usage_details(usage),
     )

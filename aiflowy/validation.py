@@ -138,7 +138,7 @@ def text_checked(value: str) -> str:
     return value
 
 
-def _json_checked(value: Any) -> Any:
+def json_checked(value: Any) -> Any:
     """`text_checked` on every string (keys included) of a decoded JSON value; iterative, so
     a value nested as deep as the JSON decoder allows cannot exhaust the stack."""
     stack = [value]
@@ -161,7 +161,7 @@ def _json_object(value: Any) -> dict:
         return {}
     if not isinstance(value, dict):
         raise PydanticCustomError("object_type", "must be an object")
-    return _json_checked(value)
+    return json_checked(value)
 
 
 def _none_is_false(value: Any) -> Any:

@@ -87,6 +87,10 @@ class BotAdmin(admin.ModelAdmin):
             },
         ),
         (_("Prices"), {"fields": ["input_price_per_1k", "output_price_per_1k"]}),
+        (
+            _("What callers may send"),
+            {"fields": ["allow_request_tools", "allow_request_media"]},
+        ),
     ]
 
     readonly_fields = ["playground_link"]

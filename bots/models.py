@@ -87,7 +87,27 @@ class Bot(models.Model):
     allow_request_overrides = models.BooleanField(
         _("callers may override generation settings"),
         default=True,
-        help_text=_("Whether temperature, top_p, max_tokens and stop from a request win."),
+        help_text=_(
+            "On: temperature, top_p, max_tokens and stop from a request win, and seed, "
+            "penalties, logit_bias, logprobs, n and reasoning_effort go to the provider. Off: "
+            "the bot's settings are used and those other fields are refused."
+        ),
+    )
+    allow_request_tools = models.BooleanField(
+        _("callers may send tools"),
+        default=True,
+        help_text=_(
+            "Whether OpenAI-compatible requests may carry tools, tool_choice and functions "
+            "(tool calling). Off: such requests are refused."
+        ),
+    )
+    allow_request_media = models.BooleanField(
+        _("callers may send images and other media"),
+        default=True,
+        help_text=_(
+            "Whether messages may carry image, audio and file parts, and requests may ask for "
+            "audio output. Off: such requests are refused."
+        ),
     )
     input_price_per_1k = models.DecimalField(
         _("input price per 1K tokens"),

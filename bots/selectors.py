@@ -39,6 +39,8 @@ class BotConfig:
     history_window: int
     welcome_message: str
     allow_request_overrides: bool
+    allow_request_tools: bool = True
+    allow_request_media: bool = True
     created_at: datetime | None = None
     # The bot's own prices, else its provider's (FastGPT's `detail` reports `price`).
     input_price_per_1k: float = 0.0
@@ -65,6 +67,8 @@ class BotConfig:
             history_window=bot.history_window,
             welcome_message=bot.welcome_message,
             allow_request_overrides=bot.allow_request_overrides,
+            allow_request_tools=bot.allow_request_tools,
+            allow_request_media=bot.allow_request_media,
             created_at=bot.created_at,
             input_price_per_1k=float(
                 bot.provider.input_price_per_1k

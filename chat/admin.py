@@ -14,6 +14,8 @@ class MessageInline(admin.TabularInline):
         "created_at",
         "role",
         "content",
+        "tool_calls",
+        "tool_call_id",
         "status",
         "error_text",
         "prompt_tokens",

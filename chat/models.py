@@ -51,6 +51,7 @@ class Message(models.Model):
         SYSTEM = "system", _("system")
         USER = "user", _("user")
         ASSISTANT = "assistant", _("assistant")
+        TOOL = "tool", _("tool")
 
     class Status(models.TextChoices):
         COMPLETE = "complete", _("complete")
@@ -63,6 +64,10 @@ class Message(models.Model):
     external_id = models.CharField(_("item id"), max_length=250, blank=True)
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     content = models.TextField(_("content"), blank=True)
+    # An assistant turn's tool calls, as OpenAI sends them (`[{id, type, function}]`).
+    tool_calls = models.JSONField(_("tool calls"), null=True, blank=True)
+    # A tool result's answer to which call.
+    tool_call_id = models.CharField(_("tool call id"), max_length=250, blank=True)
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.COMPLETE
     )

@@ -38,6 +38,10 @@ class ExchangeRecord:
     custom_uid: str = ""
     variables: dict = field(default_factory=dict)
     answer_item_id: str = ""
+    # The answer's tool calls, and the tool results the caller sent as this turn's input
+    # (`{"tool_call_id", "content"}` each; then `question` is empty).
+    tool_calls: list[dict] | None = None
+    tool_results: list[dict] = field(default_factory=list)
 
 
 history_writer: PerLoop[ExchangeRecord] = PerLoop(
@@ -46,13 +50,15 @@ history_writer: PerLoop[ExchangeRecord] = PerLoop(
 
 
 def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
-    """The question (if any) and the answer, as rows of `chat_message`, every row with the same
-    columns in the same order."""
+    """The question or the tool results (if any) and the answer, as rows of `chat_message`,
+    every row with the same columns in the same order."""
     answer = {
         "conversation_id": conversation_id,
         "external_id": exchange.answer_item_id,
         "role": Message.Role.ASSISTANT,
         "content": exchange.answer,
+        "tool_calls": exchange.tool_calls,
+        "tool_call_id": "",
         "status": exchange.status,
         "error_text": exchange.error_text,
         "prompt_tokens": exchange.prompt_tokens,
@@ -61,13 +67,14 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "total_ms": exchange.total_ms,
         "created_at": exchange.finished_at,
     }
-    if not exchange.question:
+    if not exchange.question and not exchange.tool_results:
         return [answer]
-    question = {
+    said = {
         **answer,
         "external_id": "",
         "role": Message.Role.USER,
         "content": exchange.question,
+        "tool_calls": None,
         "status": Message.Status.COMPLETE,
         "error_text": "",
         "prompt_tokens": None,
@@ -76,7 +83,18 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "total_ms": None,
         "created_at": exchange.started_at,
     }
-    return [question, answer]
+    if not exchange.tool_results:
+        return [said, answer]
+    results = [
+        {
+            **said,
+            "role": Message.Role.TOOL,
+            "content": result["content"],
+            "tool_call_id": result["tool_call_id"],
+        }
+        for result in exchange.tool_results
+    ]
+    return [*results, answer]
 
 
 def _conversation_row(exchange: ExchangeRecord) -> dict:

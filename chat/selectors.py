@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from chat.models import Conversation, Message
 
@@ -24,7 +24,8 @@ class ConversationContext:
 def conversation_context_get(
     *, bot_id: int, api_key_id: int | None, external_chat_id: str, history_window: int
 ) -> ConversationContext:
-    """The last `history_window` messages with text (oldest first, as `{"role", "content"}`)
+    """The last `history_window` messages with text or tool calls (oldest first, as OpenAI
+    messages: an assistant turn with its `tool_calls`, a tool result with its `tool_call_id`)
     and the stored variables. Two queries; a new chat id costs one."""
     conversation = (
         Conversation.objects.filter(
@@ -39,12 +40,24 @@ def conversation_context_get(
     if history_window > 0:
         rows = (
             Message.objects.filter(conversation_id=conversation.pk)
-            .exclude(content="")
+            .exclude(Q(content="", tool_calls__isnull=True) & ~Q(role=Message.Role.TOOL))
             .order_by("-created_at", "-id")
-            .values_list("role", "content")[:history_window]
+            .values_list("role", "content", "tool_calls", "tool_call_id")[:history_window]
         )
-        history = [{"role": role, "content": content} for role, content in reversed(rows)]
+        history = [_history_message(*row) for row in reversed(rows)]
+        # A window that starts inside a tool exchange would send results without their call,
+        # which providers refuse: those are left out.
+        while history and history[0]["role"] == Message.Role.TOOL:
+            history.pop(0)
     return ConversationContext(history=history, variables=conversation.variables or {})
+
+
+def _history_message(role: str, content: str, tool_calls: list | None, tool_call_id: str) -> dict:
+    if tool_calls:
+        return {"role": role, "content": content or None, "tool_calls": tool_calls}
+    if role == Message.Role.TOOL:
+        return {"role": role, "tool_call_id": tool_call_id, "content": content}
+    return {"role": role, "content": content}
 
 
 def conversations_with_chat_id(

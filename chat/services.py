@@ -23,15 +23,30 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 
-from aiflowy.errors import ApiError, UpstreamError, as_api_error
+from aiflowy.errors import ApiError, BadRequest, UpstreamError, as_api_error
 from aiflowy.events import ModuleRun
-from aiflowy.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
+from aiflowy.llm import (
+    Completion,
+    GenerationParams,
+    StreamDelta,
+    StreamEnd,
+    content_text,
+    delta_text,
+    llm_complete,
+    llm_stream,
+)
 from apikeys.selectors import ApiKeyPrincipal
 from bots.selectors import BotConfig
 from chat.access import bot_for_key, bot_for_model
 from chat.models import Conversation, Message
 from chat.recorder import ExchangeRecord, history_writer
-from chat.schemas import ChatCompletionRequest, ExternalChatRequest
+from chat.schemas import (
+    GENERATION_FIELDS,
+    MEDIA_PARTS,
+    TOOL_FIELDS,
+    ChatCompletionRequest,
+    ExternalChatRequest,
+)
 from chat.selectors import conversation_context_get
 
 # FastGPT reports one record per executed module; a bot answer is one chat module.
@@ -55,6 +70,9 @@ class ChatTurn:
     max_tokens: int | None = None
     stop: list[str] | None = None
     user: str | None = None
+    max_completion_tokens: int | None = None
+    # The caller's other OpenAI fields (tools, response_format, seed, ...), for the provider.
+    extra: dict = field(default_factory=dict)
     external_chat_id: str = ""
     custom_uid: str = ""
     answer_item_id: str = ""
@@ -67,10 +85,29 @@ class ChatTurn:
 
     @property
     def question(self) -> str:
+        """The caller's last question as text; none when this turn sends tool results."""
+        if self.messages and self.messages[-1]["role"] in _TOOL_ROLES:
+            return ""
         for message in reversed(self.messages):
             if message["role"] == "user":
-                return message["content"]
+                return content_text(message["content"])
         return ""
+
+    @property
+    def tool_results(self) -> list[dict]:
+        """The tool results that end the caller's messages: this turn's input after a tool
+        call (`function` is the old form, named by its function)."""
+        results: list[dict] = []
+        for message in reversed(self.messages):
+            if message["role"] not in _TOOL_ROLES:
+                break
+            call_id = message.get("tool_call_id") or message.get("name") or ""
+            results.append({"tool_call_id": call_id, "content": content_text(message["content"])})
+        results.reverse()
+        return results
+
+
+_TOOL_ROLES = ("tool", "function")
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")
@@ -123,6 +160,8 @@ async def chat_turn_for_completion(
     """The turn for an OpenAI-compatible request: its bot, and with a `chatId` the stored
     history and variables. A stateless request touches no table here (cached lookups only)."""
     bot = await bot_for_model(api_key, request.model)
+    extra = request.passthrough
+    refused_param_check(bot, request, extra)
     turn = ChatTurn(
         bot=bot,
         api_key=api_key,
@@ -134,6 +173,8 @@ async def chat_turn_for_completion(
         max_tokens=request.max_tokens,
         stop=request.stop,
         user=request.user,
+        max_completion_tokens=request.max_completion_tokens,
+        extra=extra,
         external_chat_id=request.chat_id,
         custom_uid=request.custom_uid,
         answer_item_id=request.response_chat_item_id,
@@ -145,8 +186,9 @@ async def chat_turn_for_completion(
 
 async def chat_turn_load_history(turn: ChatTurn) -> None:
     """FastGPT's `chatId`: the stored conversation (this bot, this key) supplies the context,
-    windowed by the bot's `history_window`; only the caller's last message is the new
-    question; stored variables are merged under the request's (the request wins)."""
+    windowed by the bot's `history_window`; only the caller's last message (or the tool
+    results that end its messages) is the new input; stored variables are merged under the
+    request's (the request wins)."""
     context = await database_sync_to_async(conversation_context_get)(
         bot_id=turn.bot.id,
         api_key_id=turn.api_key_id,
@@ -154,7 +196,8 @@ async def chat_turn_load_history(turn: ChatTurn) -> None:
         history_window=turn.bot.history_window,
     )
     turn.history = context.history
-    turn.messages = turn.messages[-1:]
+    tool_results = len(turn.tool_results)
+    turn.messages = turn.messages[-tool_results:] if tool_results else turn.messages[-1:]
     turn.variables = {**context.variables, **turn.variables}
 
 
@@ -168,20 +211,64 @@ def conversation_delete(*, bot_id: int, api_key_id: int, external_chat_id: str) 
     return deleted > 0
 
 
+def _refused(param: str, what: str) -> BadRequest:
+    return BadRequest(
+        f"This bot does not accept '{param}': its operator does not let callers send {what}.",
+        code="unsupported_parameter",
+        param=param,
+    )
+
+
+def _asks_for_something(name: str, value: object) -> bool:
+    """False for values that ask for nothing a switch governs (`tool_choice: "none"`,
+    `logprobs: false`, `n: 1`), which are never refused."""
+    return not (value is False or value == "none" or (name == "n" and value == 1))
+
+
+def refused_param_check(bot: BotConfig, request: ChatCompletionRequest, extra: dict) -> None:
+    """The operator's per-bot switches: tools, media, generation overrides. A request using a
+    switched-off feature is refused naming the field, rather than answered without it."""
+    if extra:
+        if not bot.allow_request_tools:
+            for name in TOOL_FIELDS:
+                if name in extra and _asks_for_something(name, extra[name]):
+                    raise _refused(name, "tools")
+        if not bot.allow_request_overrides:
+            for name in GENERATION_FIELDS:
+                if name in extra and _asks_for_something(name, extra[name]):
+                    raise _refused(name, "generation settings")
+        if not bot.allow_request_media and (
+            "audio" in extra or "audio" in extra.get("modalities", ())
+        ):
+            raise _refused("audio" if "audio" in extra else "modalities", "audio")
+    if bot.allow_request_media:
+        return
+    for index, message in enumerate(request.messages):
+        if type(message.get("content")) is list:
+            for part_index, part in enumerate(message["content"]):
+                if part.get("type") in MEDIA_PARTS:
+                    param = f"messages[{index}].content[{part_index}]"
+                    raise _refused(param, "images or other media")
+
+
 def generation_params(turn: ChatTurn) -> GenerationParams:
     bot = turn.bot
     overrides = bot.allow_request_overrides
+    max_tokens = turn.max_tokens if overrides and turn.max_tokens is not None else None
+    # A caller's `max_completion_tokens` goes under that name (reasoning models accept no
+    # other); the bot's own limit and a caller's `max_tokens` go as `max_tokens`.
+    by_new_name = max_tokens is not None and turn.max_completion_tokens is not None
     return GenerationParams(
         model=bot.model,
         temperature=turn.temperature
         if overrides and turn.temperature is not None
         else bot.temperature,
         top_p=turn.top_p if overrides and turn.top_p is not None else bot.top_p,
-        max_tokens=turn.max_tokens
-        if overrides and turn.max_tokens is not None
-        else bot.max_tokens or None,
+        max_tokens=None if by_new_name else (max_tokens or bot.max_tokens or None),
+        max_completion_tokens=max_tokens if by_new_name else None,
         stop=turn.stop if overrides else None,
         user=turn.user,
+        extra=turn.extra or None,
     )
 
 
@@ -198,6 +285,7 @@ def _exchange(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     first_token_ms: int | None = None,
+    tool_calls: list[dict] | None = None,
 ) -> ExchangeRecord:
     total_ms = _elapsed_ms(turn)
     return ExchangeRecord(
@@ -218,6 +306,8 @@ def _exchange(
         custom_uid=turn.custom_uid,
         variables=turn.variables,
         answer_item_id=turn.answer_item_id,
+        tool_calls=tool_calls,
+        tool_results=turn.tool_results,
     )
 
 
@@ -267,16 +357,18 @@ async def bot_reply(turn: ChatTurn) -> Completion:
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             first_token_ms=elapsed,
+            tool_calls=completion.tool_calls,
         ),
     )
     return completion
 
 
-async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
-    """Text deltas as they arrive, then a `StreamEnd`, which comes only once the exchange is
-    stored (for `chatId`). Recorded exactly once: complete; error on a failure, which
-    propagates as an `ApiError`; interrupted when the consumer goes away (cancelled, or the
-    generator closed) before the end, with the partial answer."""
+async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamDelta | StreamEnd]:
+    """Text deltas (and other pieces: tool calls, ...) as they arrive, then a `StreamEnd`,
+    which comes only once the exchange is stored (for `chatId`). Recorded exactly once:
+    complete; error on a failure, which propagates as an `ApiError`; interrupted when the
+    consumer goes away (cancelled, or the generator closed) before the end, with the partial
+    answer."""
     parts: list[str] = []
     first_token_ms: int | None = None
     end: StreamEnd | None = None
@@ -290,7 +382,8 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
                 continue
             if first_token_ms is None:
                 first_token_ms = _elapsed_ms(turn)
-            parts.append(item)
+            if text := delta_text(item):
+                parts.append(text)
             yield item
         if end is None:
             raise UpstreamError("The model provider ended the answer early.")
@@ -304,6 +397,7 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
                 prompt_tokens=end.prompt_tokens,
                 completion_tokens=end.completion_tokens,
                 first_token_ms=first_token_ms,
+                tool_calls=end.tool_calls,
             ),
         )
     except (asyncio.CancelledError, GeneratorExit):

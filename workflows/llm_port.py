@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from aiflowy.errors import UpstreamError
-from aiflowy.llm import GenerationParams, StreamEnd, llm_complete, llm_stream
+from aiflowy.llm import GenerationParams, StreamEnd, delta_text, llm_complete, llm_stream
 from bots.selectors import BotConfig, bot_config_find, bot_config_find_now
 from workflows.engine import LlmAnswer, NodeFailed, WorkflowDefinition
 from workflows.engine.ports import TokenCallback
@@ -99,8 +99,9 @@ class BotLlmPort:
                     return LlmAnswer(
                         "".join(parts), item.prompt_tokens, item.completion_tokens, item.model
                     )
-                parts.append(item)
-                await on_token(item)
+                if text := delta_text(item):  # a node asks for text, not tools
+                    parts.append(text)
+                    await on_token(text)
         except UpstreamError as error:
             # The caller sees the safe message; the provider's own text goes to the log only.
             logger.info("LLM node on bot %s failed: %s", bot.id, error.operator_detail)

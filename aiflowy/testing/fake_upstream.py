@@ -1,16 +1,35 @@
 """A loopback OpenAI-compatible server for tests and the benchmark: real HTTP, so the real
 `openai` client code runs against it. No network, no model: it echoes.
 
-Behaviour is chosen by the requested model name, so one server serves every test at once:
-- any model: answers `Echo: <last user message>`, streamed word by word when asked;
+Behaviour is chosen by the request, so one server serves every test at once. By its content:
+- `tools` (and the last message not a tool result, `tool_choice` not "none"): a call of the
+  function `tool_choice` names, else of the first function tool, with arguments built from
+  its `parameters` schema (every string is the last user message's text), `finish_reason`
+  "tool_calls"; streamed as OpenAI's indexed deltas (id and name first, then the arguments
+  in pieces);
+- the last message(s) tool results: `Tool said: <their contents, joined by "; ">`;
+- `response_format` `json_schema`: a JSON object valid for the schema (strings are the last
+  user message's text, numbers 1, booleans true, arrays one item, enums their first value);
+  `json_object`: `{"echo": <last user message>}`;
+- image, audio and file parts of the last user message: `[image <url>]`, `[audio <format>]`,
+  `[file <filename or id>]` after the echoed text;
+- `logprobs`: each token with logprob -0.5 (and `top_logprobs` alternatives); `n`: that many
+  identical choices (non-stream);
+- otherwise: `Echo: <last user message>`, streamed word by word when asked.
+By the requested model name:
 - a model containing `fail500` / `fail429`: that HTTP error, in OpenAI's error body;
 - `hang`: never answers (until the client gives up or the server stops);
 - `cut`: streams two words, then drops the connection (non-stream: drops it at once);
 - `slow`: streams one word every 0.1 s, up to 300 of them (for disconnect tests);
-- `nousage`: streams without usage and without `finish_reason` in the final chunks.
+- `nousage`: streams without usage and without `finish_reason` in the final chunks;
+- `refuse`: a refusal instead of content; `length` / `filter`: `finish_reason` "length" /
+  "content_filter";
+- `details`: `system_fingerprint` and usage with `prompt_tokens_details` /
+  `completion_tokens_details`, as OpenAI sends them (off otherwise, so the benchmark's
+  upstream answers as before).
 
-Every request body is kept in `requests` (its headers in `request_headers`); streams the
-client abandoned are counted in `abandoned_streams`.
+Every request body is kept in `requests` (its headers in `request_headers`), the latest as
+`last_request`; streams the client abandoned are counted in `abandoned_streams`.
 Run alone with `python -m aiflowy.testing.fake_upstream --port 9100`.
 """
 
@@ -19,10 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
@@ -34,17 +55,170 @@ def _text_of(content: Any) -> str:
     return str(content or "")
 
 
-def _reply_words(body: dict) -> list[str]:
-    last_user = next(
-        (
-            _text_of(m.get("content"))
-            for m in reversed(body.get("messages", []))
-            if m.get("role") == "user"
-        ),
-        "",
-    )
-    words = f"Echo: {last_user}".split(" ")
+def _last_user(body: dict) -> dict:
+    return next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
+
+
+def _media_notes(content: Any) -> str:
+    """What the fake "sees" in the media parts of a message, in order."""
+    if not isinstance(content, list):
+        return ""
+    notes = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image_url":
+            notes.append(f"[image {part['image_url'].get('url', '')}]")
+        elif kind == "input_audio":
+            notes.append(f"[audio {part['input_audio'].get('format', '')}]")
+        elif kind == "file":
+            file = part["file"]
+            notes.append(f"[file {file.get('filename') or file.get('file_id') or ''}]")
+    return "".join(f" {note}" for note in notes)
+
+
+def _sample(schema: Any, text: str) -> Any:
+    """A value valid for a (simple) JSON schema, built deterministically."""
+    if not isinstance(schema, dict):
+        return text
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for combined in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combined):
+            return _sample(schema[combined][0], text)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {
+            name: _sample(member, text) for name, member in (schema.get("properties") or {}).items()
+        }
+    if kind == "array":
+        return [_sample(schema.get("items") or {}, text)]
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
+def _resolved(schema: dict, root: dict) -> dict:
+    """`schema` with local `$ref`s (`#/$defs/...`, as pydantic writes them) replaced."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target.get(part, {})
+            return _resolved(target, root)
+        return {key: _resolved(value, root) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_resolved(item, root) for item in schema]
+    return schema
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the fake answers to one request (choice 0; `n` repeats it)."""
+
+    content: str | None
+    tool_calls: list[dict] | None = None
+    refusal: str | None = None
+    finish_reason: str = "stop"
+
+
+def _trailing_tool_results(messages: list[dict]) -> list[str]:
+    results = []
+    for message in reversed(messages):
+        if message.get("role") not in ("tool", "function"):
+            break
+        results.append(_text_of(message.get("content")))
+    return list(reversed(results))
+
+
+def _tool_call(body: dict, text: str) -> dict | None:
+    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    function = tools[0]["function"]
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        function = next((t["function"] for t in tools if t["function"]["name"] == wanted), function)
+    schema = function.get("parameters") or {"type": "object", "properties": {}}
+    arguments = json.dumps(_sample(_resolved(schema, schema), text))
+    digest = hashlib.sha256(json.dumps(body.get("messages")).encode()).hexdigest()[:24]
+    return {
+        "id": f"call_{digest}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": arguments},
+    }
+
+
+def answer_for(body: dict) -> Answer:
+    """The deterministic answer to a chat completion request (see the module's docstring)."""
+    model = str(body.get("model", ""))
+    messages = body.get("messages") or []
+    last_user = _last_user(body)
+    text = _text_of(last_user.get("content"))
+    if "refuse" in model:
+        return Answer(None, refusal="I can't help with that.")
+    finish = "length" if "length" in model else "content_filter" if "filter" in model else "stop"
+    results = _trailing_tool_results(messages)
+    if results:
+        return Answer("Tool said: " + "; ".join(results), finish_reason=finish)
+    call = _tool_call(body, text)
+    if call is not None:
+        return Answer(None, tool_calls=[call], finish_reason="tool_calls")
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = response_format.get("json_schema", {}).get("schema") or {}
+        return Answer(json.dumps(_sample(_resolved(schema, schema), text)), finish_reason=finish)
+    if response_format.get("type") == "json_object":
+        return Answer(json.dumps({"echo": text}), finish_reason=finish)
+    return Answer(f"Echo: {text}{_media_notes(last_user.get('content'))}", finish_reason=finish)
+
+
+def _words(text: str) -> list[str]:
+    words = text.split(" ")
     return [w + " " for w in words[:-1]] + [words[-1]]
+
+
+def _logprobs(body: dict, tokens: list[str]) -> dict | None:
+    if not body.get("logprobs"):
+        return None
+    top = body.get("top_logprobs") or 0
+    return {
+        "content": [
+            {
+                "token": token,
+                "logprob": -0.5,
+                "bytes": list(token.encode()),
+                "top_logprobs": [{"token": token, "logprob": -0.5, "bytes": list(token.encode())}][
+                    :top
+                ],
+            }
+            for token in tokens
+        ],
+        "refusal": None,
+    }
+
+
+def _usage(body: dict, model: str, prompt: int, completion: int) -> dict:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if "details" in model:
+        usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        usage["completion_tokens_details"] = {"reasoning_tokens": 0, "audio_tokens": 0}
+    return usage
 
 
 def _prompt_tokens(body: dict) -> int:
@@ -64,6 +238,11 @@ class FakeUpstream:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def last_request(self) -> dict | None:
+        """The body of the last chat completion request received (None before any)."""
+        return self.requests[-1] if self.requests else None
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self, port: int = 0) -> None:
@@ -107,7 +286,14 @@ class FakeUpstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                request_line = await reader.readline()
+                first = await reader.read(1)
+                if first == b"\x16":
+                    # A TLS handshake (which need hold no newline): answered at once, as a
+                    # plain HTTP server would, so the client's handshake fails.
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
+                    return
+                request_line = first + await reader.readline()
                 if not request_line:
                     return
                 method, path, _ = request_line.decode("latin-1").split(" ", 2)
@@ -186,64 +372,104 @@ class FakeUpstream:
         if body.get("stream"):
             await self._stream(body, model, reader, writer)
             return "cut" not in model
-        words = _reply_words(body)
-        await self._send_json(
-            writer,
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "".join(words)},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": _prompt_tokens(body),
-                    "completion_tokens": len(words),
-                    "total_tokens": _prompt_tokens(body) + len(words),
-                },
-            },
-        )
+        answer = answer_for(body)
+        words = _words(answer.content or answer.refusal or "")
+        message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+        if answer.tool_calls:
+            message["tool_calls"] = answer.tool_calls
+        if answer.refusal:
+            message["refusal"] = answer.refusal
+        choice = {"finish_reason": answer.finish_reason, "message": message}
+        logprobs = _logprobs(body, words)
+        if logprobs is not None:
+            choice["logprobs"] = logprobs
+        data: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": index, **choice} for index in range(body.get("n") or 1)],
+            "usage": _usage(body, model, _prompt_tokens(body), len(words)),
+        }
+        if "details" in model:
+            data["system_fingerprint"] = "fp_fake"
+        await self._send_json(writer, 200, data)
         return True
 
     async def _stream(self, body: dict, model: str, reader, writer) -> None:
-        words = _reply_words(body)
+        answer = answer_for(body)
+        words = _words(answer.content or answer.refusal or "")
         if "slow" in model:
             words = (words * 300)[:300]
         chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
 
-        def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+        def chunk(
+            delta: dict,
+            finish: str | None = None,
+            usage: dict | None = None,
+            logprobs: dict | None = None,
+        ) -> bytes:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
             data: dict = {
                 "id": chunk_id,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
-                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [] if usage else [choice],
             }
+            if "details" in model:
+                data["system_fingerprint"] = "fp_fake"
             if usage:
                 data["usage"] = usage
             payload = f"data: {json.dumps(data)}\n\n".encode()
             return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
+
+        def pieces() -> list[tuple[dict, dict | None]]:
+            """Each chunk's delta and logprobs: tool calls as indexed deltas (id, type and
+            name first, then the arguments in three pieces), else a word each."""
+            if answer.tool_calls:
+                out: list[tuple[dict, dict | None]] = []
+                for index, call in enumerate(answer.tool_calls):
+                    head = {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                    out.append(({"tool_calls": [head]}, None))
+                    arguments = call["function"]["arguments"]
+                    step = max(1, len(arguments) // 3 + 1)
+                    for start in range(0, len(arguments), step):
+                        piece = arguments[start : start + step]
+                        out.append(
+                            (
+                                {
+                                    "tool_calls": [
+                                        {"index": index, "function": {"arguments": piece}}
+                                    ]
+                                },
+                                None,
+                            )
+                        )
+                return out
+            key = "refusal" if answer.refusal else "content"
+            return [({key: word}, _logprobs(body, [word])) for word in words]
 
         def client_gone() -> bool:
             return reader.at_eof() or writer.transport.is_closing()
 
         try:
             writer.write(self._head(200, "text/event-stream", None))
-            for index, word in enumerate(words):
+            for index, (delta, logprobs) in enumerate(pieces()):
                 if client_gone():
                     self.abandoned_streams += 1
                     return
-                delta = {"content": word}
                 if index == 0:
-                    delta["role"] = "assistant"
-                writer.write(chunk(delta))
+                    delta = {"role": "assistant", **delta}
+                writer.write(chunk(delta, logprobs=logprobs))
                 await writer.drain()
                 if "cut" in model and index == 1:
                     writer.transport.abort()
@@ -251,19 +477,10 @@ class FakeUpstream:
                 if "slow" in model:
                     await asyncio.sleep(0.1)
             if "nousage" not in model:
-                writer.write(chunk({}, "stop"))
+                writer.write(chunk({}, answer.finish_reason))
                 if (body.get("stream_options") or {}).get("include_usage"):
-                    prompt = _prompt_tokens(body)
-                    writer.write(
-                        chunk(
-                            {},
-                            usage={
-                                "prompt_tokens": prompt,
-                                "completion_tokens": len(words),
-                                "total_tokens": prompt + len(words),
-                            },
-                        )
-                    )
+                    usage = _usage(body, model, _prompt_tokens(body), len(words))
+                    writer.write(chunk({}, usage=usage))
             done = b"data: [DONE]\n\n"
             writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
             await writer.drain()

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from aiflowy.errors import ApiError, RunFailed
-from aiflowy.llm import Completion, StreamEnd
+from aiflowy.llm import Completion, StreamEnd, delta_text
 from aiflowy.sse import sse_event
 
 
@@ -84,8 +84,8 @@ async def answer_frames(replies: AsyncIterator[str | StreamEnd]) -> AsyncIterato
                 **_delta_frame("END", ""),
                 "usage": _usage(item.prompt_tokens, item.completion_tokens),
             }
-        else:
-            yield _delta_frame("MIDDLE" if started else "START", item)
+        elif text := delta_text(item):  # tool calls and other pieces have no AIFlowy frame
+            yield _delta_frame("MIDDLE" if started else "START", text)
             started = True
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from aiflowy.errors import ApiError
-from aiflowy.llm import Completion, StreamEnd
+from aiflowy.llm import Completion, StreamDelta, StreamEnd
 from aiflowy.sse import sse_event
 
 _ERROR_TYPES = {
@@ -70,31 +70,66 @@ class CompletionHeader:
         return cls(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
 
 
-def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
+def usage_body(
+    prompt_tokens: int, completion_tokens: int, details: dict | None = None
+) -> dict[str, Any]:
+    """OpenAI's `usage`; `details` are the provider's further fields (`prompt_tokens_details`,
+    `completion_tokens_details`), passed on when it sent them."""
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    if details:
+        usage.update(details)
+    return usage
+
+
+def _choice_body(choice: dict) -> dict[str, Any]:
+    """One of the provider's choices in OpenAI's shape: every field of its message
+    (`tool_calls`, `refusal`, `annotations`, `audio`, ...) as sent, `content` null when it sent
+    none (a tool call), and `refusal` and `logprobs` always present."""
+    message = {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        **(choice.get("message") or {}),
+    }
+    message["role"] = "assistant"
+    return {
+        "index": choice.get("index") or 0,
+        "message": message,
+        "logprobs": choice.get("logprobs"),
+        "finish_reason": choice.get("finish_reason") or "stop",
+    }
 
 
 def completion_body(header: CompletionHeader, completion: Completion) -> dict[str, Any]:
-    """`chat.completion`: the whole answer."""
-    return {
-        "id": header.id,
-        "object": "chat.completion",
-        "created": header.created,
-        "model": header.model,
-        "choices": [
+    """`chat.completion`: the whole answer, every choice the provider gave."""
+    if completion.choices:
+        choices = [_choice_body(choice) for choice in completion.choices]
+    else:
+        choices = [
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": completion.content, "refusal": None},
                 "logprobs": None,
                 "finish_reason": completion.finish_reason,
             }
-        ],
-        "usage": usage_body(completion.prompt_tokens, completion.completion_tokens),
+        ]
+    body: dict[str, Any] = {
+        "id": header.id,
+        "object": "chat.completion",
+        "created": header.created,
+        "model": header.model,
+        "choices": choices,
+        "usage": usage_body(
+            completion.prompt_tokens, completion.completion_tokens, completion.usage_details
+        ),
     }
+    if completion.system_fingerprint is not None:
+        body["system_fingerprint"] = completion.system_fingerprint
+    return body
 
 
 def chunk_body(
@@ -103,6 +138,9 @@ def chunk_body(
     *,
     finish_reason: str | None = None,
     include_usage: bool = False,
+    index: int = 0,
+    logprobs: dict | None = None,
+    system_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """`chat.completion.chunk` with one choice. With `include_usage`, OpenAI sends
     `"usage": null` on every chunk but the final usage chunk; so do we."""
@@ -111,8 +149,12 @@ def chunk_body(
         "object": "chat.completion.chunk",
         "created": header.created,
         "model": header.model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [
+            {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+        ],
     }
+    if system_fingerprint is not None:
+        body["system_fingerprint"] = system_fingerprint
     if include_usage:
         body["usage"] = None
     return body
@@ -120,14 +162,17 @@ def chunk_body(
 
 def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> dict[str, Any]:
     """The chunk after the `finish_reason` chunk when `stream_options.include_usage` is set."""
-    return {
+    body: dict[str, Any] = {
         "id": header.id,
         "object": "chat.completion.chunk",
         "created": header.created,
         "model": header.model,
         "choices": [],
-        "usage": usage_body(end.prompt_tokens, end.completion_tokens),
+        "usage": usage_body(end.prompt_tokens, end.completion_tokens, end.usage_details),
     }
+    if end.system_fingerprint is not None:
+        body["system_fingerprint"] = end.system_fingerprint
+    return body
 
 
 def _text_chunk(header: CompletionHeader, text: str, *, first: bool, include_usage: bool) -> dict:
@@ -135,34 +180,65 @@ def _text_chunk(header: CompletionHeader, text: str, *, first: bool, include_usa
     return chunk_body(header, delta, include_usage=include_usage)
 
 
+def _delta_chunk(
+    header: CompletionHeader, item: StreamDelta, *, first: bool, include_usage: bool
+) -> dict:
+    """A tool call delta, refusal, logprobs or another choice's piece, as the provider sent
+    it (tool calls keep their `index`, `id` and `function` pieces: OpenAI's indexed deltas)."""
+    delta = {"role": "assistant", **item.delta} if first else item.delta
+    return chunk_body(
+        header,
+        delta,
+        finish_reason=item.finish_reason,
+        include_usage=include_usage,
+        index=item.index,
+        logprobs=item.logprobs,
+    )
+
+
 async def completion_chunks(
     header: CompletionHeader,
-    replies: AsyncIterator[str | StreamEnd],
+    replies: AsyncIterator[str | StreamDelta | StreamEnd],
     *,
     include_usage: bool,
 ) -> AsyncIterator[dict | StreamEnd]:
-    """The answer's chunks in order: text chunks (the first with the role), then at the end
-    the role (if no text came at all), the `finish_reason` chunk and the usage chunk when
-    asked; the `StreamEnd` itself is passed on last, for a caller that reports after it."""
+    """The answer's chunks in order: text chunks (each choice's first with the role), then at
+    the end the role (if nothing came at all), the `finish_reason` chunk and the usage chunk
+    when asked; the `StreamEnd` itself is passed on last, for a caller that reports after
+    it."""
     first = True
+    # Choices other than 0 (`n` > 1) that have had their first chunk.
+    other_started: set[int] = set()
     async for item in replies:
-        if isinstance(item, StreamEnd):
+        if type(item) is str:
+            yield _text_chunk(header, item, first=first, include_usage=include_usage)
+            first = False
+        elif isinstance(item, StreamDelta):
+            if item.index == 0:
+                yield _delta_chunk(header, item, first=first, include_usage=include_usage)
+                first = False
+            else:
+                started = item.index in other_started
+                other_started.add(item.index)
+                yield _delta_chunk(header, item, first=not started, include_usage=include_usage)
+        elif isinstance(item, StreamEnd):
             if first:
                 yield _text_chunk(header, "", first=True, include_usage=include_usage)
             yield chunk_body(
-                header, {}, finish_reason=item.finish_reason, include_usage=include_usage
+                header,
+                {},
+                finish_reason=item.finish_reason,
+                include_usage=include_usage,
+                system_fingerprint=item.system_fingerprint,
             )
             if include_usage:
                 yield usage_chunk_body(header, item)
             yield item
-        else:
-            yield _text_chunk(header, item, first=first, include_usage=include_usage)
-            first = False
 
 
 async def completion_events(
     header: CompletionHeader,
-    replies: AsyncIterator[str | StreamEnd],
+    replies: AsyncIterator[str | StreamDelta | StreamEnd],
     *,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:

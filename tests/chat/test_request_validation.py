@@ -124,7 +124,15 @@ def completion(**fields) -> dict:
     ("body", "param"),
     [
         ({"model": "helper"}, "messages"),
-        (completion(messages=[{"role": "tool", "content": "x"}]), "messages[0].role"),
+        (completion(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
+        (completion(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id"),
+        (
+            completion(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
+            "messages[0].content",
+        ),
+        (completion(tool_choice="sometimes"), "tool_choice"),
+        (completion(logit_bias={"50256": 500}), "logit_bias"),
+        (completion(seed="7"), "seed"),
         (completion(messages=[user("x"), {"content": "x"}]), "messages[1].role"),
         (completion(messages=[{"role": "user", "content": {"text": "x"}}]), "messages[0].content"),
         (completion(messages=[{"role": "user", "content": ["x"]}]), "messages[0].content"),

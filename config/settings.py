@@ -174,16 +174,28 @@ AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES = env.int(
     "AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES", default=5_000_000
 )
 AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES = env.int("AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES", default=8)
-# Where `"async": true` runs execute: "task" (an asyncio task in the web process that took the
-# request) or "worker" (Channels worker processes, `manage.py runworkflowworker`, fed over the
-# channel layer). Default: "worker" when REDIS_URL is set, else "task".
-AIFLOWY_WORKFLOW_BACKGROUND = env.str(
-    "AIFLOWY_WORKFLOW_BACKGROUND", default="worker" if REDIS_URL else "task"
-)
-# The channel-layer channel that workflow workers listen on.
-AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
-    "AIFLOWY_WORKFLOW_WORKER_CHANNEL", default="workflow-runs"
-)
 # A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
 # run history; the caller still gets the full result.
 AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)
+
+# --- Production at scale: durable jobs ------------------------------------------------------
+# Who runs background work (workflow runs with `"async": true`, and other durable jobs):
+# "procrastinate" (a job queue in PostgreSQL, run by `manage.py runjobs` workers; the default
+# with PostgreSQL) or "inprocess" (an asyncio task of the process that queued it, not durable;
+# the default with SQLite).
+AIFLOWY_JOBS_BACKEND = env.str(
+    "AIFLOWY_JOBS_BACKEND",
+    default="procrastinate"
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else "inprocess",
+)
+if AIFLOWY_JOBS_BACKEND == "procrastinate":
+    # Its migrations are PostgreSQL SQL: installed only where they apply.
+    INSTALLED_APPS.append("procrastinate.contrib.django")
+# Queue name of aiflowy's jobs (workers take jobs of this queue only).
+AIFLOWY_JOBS_QUEUE = env.str("AIFLOWY_JOBS_QUEUE", default="aiflowy")
+# Jobs one worker process runs at once (they are async: mostly waiting on the LLM).
+AIFLOWY_JOBS_CONCURRENCY = env.int("AIFLOWY_JOBS_CONCURRENCY", default=20)
+# A worker silent this long (no heartbeat: killed, hung, cut off) has its jobs put back in
+# the queue by the other workers; a run it had started is then marked failed.
+AIFLOWY_JOBS_STALLED_SECONDS = env.float("AIFLOWY_JOBS_STALLED_SECONDS", default=20.0)

@@ -1,5 +1,4 @@
-"""External workflow endpoints, as Channels consumers ahead of Django's middleware, and the
-Channels worker consumer that runs background runs.
+"""External workflow endpoints, as Channels consumers ahead of Django's middleware.
 
 Each endpoint parses, calls one service and renders with AIFlowy's wire module (a streamed run
 with the workflow events' one); errors and the end of every stream are the bases' job.
@@ -9,17 +8,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 
-from aiflowy.background import spawn
 from aiflowy.errors import NotFound
 from aiflowy.validation import json_object
 from aiflowy.wire import aiflowy as aiflowy_wire
 from aiflowy.wire import workflow as workflow_wire
 from apikeys.auth import ApiKeyConsumer
 from apikeys.selectors import ApiKeyPrincipal
-from workflows.background import workflow_run_claimed, workflow_run_in_background
+from workflows.background import workflow_run_in_background
 from workflows.engine import input_parameters
 from workflows.models import WorkflowRun
 from workflows.runs import (
@@ -98,17 +95,3 @@ class RunStatusConsumer(ApiKeyConsumer):
         if run is None:
             raise NotFound(f"There is no run {run_id} for this API key.", code="run_not_found")
         await self.send_json(aiflowy_wire.run_status_body(run, run.steps.all()))
-
-
-class WorkflowWorkerConsumer(AsyncConsumer):
-    """Runs background runs sent over the channel layer (`{"type": "workflow.run", "run_id"}`).
-
-    A worker hands all of a channel's messages to one consumer instance, one at a time, so
-    each run is started as a task and the next message is taken at once. The consumer needs
-    no channel of its own (it is never sent to directly), so it does not subscribe to one.
-    """
-
-    channel_layer_alias = "__no_channel_layer__"
-
-    async def workflow_run(self, message: dict) -> None:
-        spawn(workflow_run_claimed(message.get("run_id")), name="workflow-worker-run")

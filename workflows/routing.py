@@ -4,14 +4,12 @@ Both path families: `/api/v1/workflow/external/…` (AIFlowy's documentation) an
 `/api/v1/aiWorkflow/external/…` (what AIFlowy 1.x really served).
 """
 
-from django.conf import settings
 from django.urls import path
 
 from workflows.consumers import (
     RunConsumer,
     RunningParamsConsumer,
     RunStatusConsumer,
-    WorkflowWorkerConsumer,
 )
 
 http_urlpatterns = [
@@ -23,9 +21,3 @@ http_urlpatterns = [
         path(f"api/v1/{family}/external/runStatus", RunStatusConsumer.as_asgi()),
     )
 ]
-
-
-def channel_routes() -> dict:
-    """Channel-layer channels served by `manage.py runworkflowworker` (or by `runworker`, once
-    the ASGI application routes the "channel" scope type)."""
-    return {settings.AIFLOWY_WORKFLOW_WORKER_CHANNEL: WorkflowWorkerConsumer.as_asgi()}

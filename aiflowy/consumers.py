@@ -32,7 +32,9 @@ from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from aiflowy import metrics
 from aiflowy.errors import ApiError, BadRequest, MethodNotAllowed, as_api_error
+from aiflowy.requestcontext import request_started
 from aiflowy.sse import PING, SSE_HEADERS, json_dumps
 from aiflowy.wire import aiflowy as aiflowy_wire
 
@@ -54,6 +56,8 @@ class ApiConsumer(AsyncHttpConsumer):
         self.body_size = 0
         self.body_too_large = False
         self.response_started = False
+        self.response_status = 0
+        self.request_id = ""
         self.task: asyncio.Task | None = None
 
     # --- ASGI plumbing -------------------------------------------------------------------
@@ -84,6 +88,19 @@ class ApiConsumer(AsyncHttpConsumer):
         raise StopConsumer()
 
     async def _respond(self, body: bytes) -> None:
+        """Handle the request; count it (endpoint, status) and the latency it added."""
+        started = time.perf_counter()
+        context = request_started(self.header(b"x-request-id"))
+        self.request_id = context.request_id
+        try:
+            await self._handle(body)
+        finally:
+            endpoint = type(self).__name__
+            metrics.REQUESTS.labels(endpoint, self.response_status or 499).inc()
+            added = time.perf_counter() - started - context.upstream_seconds
+            metrics.ADDED_LATENCY.labels(endpoint).observe(max(added, 0.0))
+
+    async def _handle(self, body: bytes) -> None:
         try:
             if self.scope["method"] not in self.allowed_methods:
                 raise MethodNotAllowed(
@@ -123,6 +140,13 @@ class ApiConsumer(AsyncHttpConsumer):
         return values[0] if values else None
 
     # --- responses -----------------------------------------------------------------------
+    async def send_headers(self, *, status: int = 200, headers: list | None = None) -> None:
+        """Every response carries its request id (`X-Request-Id`, also in logs and history)."""
+        self.response_status = status
+        await super().send_headers(
+            status=status, headers=[*(headers or ()), (b"x-request-id", self.request_id.encode())]
+        )
+
     async def send_json(
         self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
     ) -> None:
@@ -161,6 +185,7 @@ class ApiConsumer(AsyncHttpConsumer):
         await self.send_body(b"", more_body=True)
         self.last_sent = time.monotonic()
         pinger = asyncio.create_task(self._ping_while_idle(settings.AIFLOWY_SSE_PING_SECONDS))
+        metrics.OPEN_STREAMS.inc()
         try:
             async for event in events:
                 await self.send_body(event, more_body=True)
@@ -173,6 +198,7 @@ class ApiConsumer(AsyncHttpConsumer):
             await self.send_body((on_error or self.wire.sse_error)(error), more_body=True)
         finally:
             pinger.cancel()
+            metrics.OPEN_STREAMS.dec()
             if not asyncio.current_task().cancelling():
                 await self.send_body(b"", more_body=False)
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from dataclasses import dataclass, field
 import httpx2
 import openai
 
+from aiflowy import metrics
 from aiflowy.errors import UpstreamError, UpstreamTimeout
+from aiflowy.requestcontext import upstream_waited
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +171,16 @@ def _request_body(messages: list[dict], params: GenerationParams) -> dict:
 
 
 def _upstream_error(exc: Exception, provider: ProviderConfig) -> UpstreamError:
+    kind = (
+        "timeout"
+        if isinstance(exc, openai.APITimeoutError)
+        else f"http_{exc.status_code}"
+        if isinstance(exc, openai.APIStatusError)
+        else "connection"
+        if isinstance(exc, openai.APIConnectionError)
+        else "invalid"
+    )
+    metrics.UPSTREAM_ERRORS.labels(str(provider.id), kind).inc()
     if isinstance(exc, openai.APITimeoutError):
         error: UpstreamError = UpstreamTimeout(
             "The model provider did not answer in time.",
@@ -213,6 +226,7 @@ async def llm_complete(
         return Completion(
             content, _messages_tokens(messages), estimate_tokens(content), "stop", params.model
         )
+    started = time.perf_counter()
     try:
         response = await upstream_client(provider).post(
             "/chat/completions",
@@ -227,6 +241,8 @@ async def llm_complete(
         raise _upstream_error(exc, provider) from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise _upstream_error(exc, provider) from None
+    finally:
+        upstream_waited(time.perf_counter() - started)
     usage = data.get("usage") or {}
     return Completion(
         content=content,
@@ -256,6 +272,7 @@ async def llm_stream(
     finish_reason: str | None = None
     usage: dict = {}
     model = params.model
+    started = time.perf_counter()
     try:
         stream = await upstream_client(provider).post(
             "/chat/completions",
@@ -285,7 +302,10 @@ async def llm_stream(
         raise _upstream_error(exc, provider) from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _upstream_error(exc, provider) from None
+    finally:
+        upstream_waited(time.perf_counter() - started)
     if finish_reason is None:
+        metrics.UPSTREAM_ERRORS.labels(str(provider.id), "ended_early").inc()
         raise UpstreamError(
             "The model provider ended the answer early.",
             operator_detail=f"provider {provider.id}: stream ended without a finish_reason",

@@ -38,6 +38,8 @@ class ExchangeRecord:
     custom_uid: str = ""
     variables: dict = field(default_factory=dict)
     answer_item_id: str = ""
+    # The request's id (X-Request-Id), to find its log lines from a stored exchange.
+    request_id: str = ""
 
 
 history_writer: PerLoop[ExchangeRecord] = PerLoop(
@@ -59,6 +61,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "completion_tokens": exchange.completion_tokens,
         "first_token_ms": exchange.first_token_ms,
         "total_ms": exchange.total_ms,
+        "request_id": exchange.request_id,
         "created_at": exchange.finished_at,
     }
     if not exchange.question:

@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 
+from aiflowy import metrics
 from aiflowy.errors import ApiError, UpstreamError, as_api_error
 from aiflowy.events import ModuleRun
 from aiflowy.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
+from aiflowy.requestcontext import current_request_id
 from apikeys.selectors import ApiKeyPrincipal
 from bots.selectors import BotConfig
 from chat.access import bot_for_key, bot_for_model
@@ -184,6 +186,22 @@ def _elapsed_ms(turn: ChatTurn) -> int:
     return int((time.monotonic() - turn.started_monotonic) * 1000)
 
 
+def _observe(
+    turn: ChatTurn,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    first_token_ms: int | None,
+) -> None:
+    """Metrics of one answer (every answer becomes exactly one exchange: counted once)."""
+    bot, key = str(turn.bot.id), str(turn.api_key.id)
+    if prompt_tokens:
+        metrics.TOKENS.labels(bot, key, "in").inc(prompt_tokens)
+    if completion_tokens:
+        metrics.TOKENS.labels(bot, key, "out").inc(completion_tokens)
+    if first_token_ms is not None:
+        metrics.TIME_TO_FIRST_TOKEN.labels(bot).observe(first_token_ms / 1000)
+
+
 def _exchange(
     turn: ChatTurn,
     *,
@@ -195,7 +213,9 @@ def _exchange(
     first_token_ms: int | None = None,
 ) -> ExchangeRecord:
     total_ms = _elapsed_ms(turn)
+    _observe(turn, prompt_tokens, completion_tokens, first_token_ms)
     return ExchangeRecord(
+        request_id=current_request_id(),
         bot_id=turn.bot.id,
         api_key_id=turn.api_key.id,
         source=turn.source,

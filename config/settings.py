@@ -199,3 +199,14 @@ AIFLOWY_JOBS_CONCURRENCY = env.int("AIFLOWY_JOBS_CONCURRENCY", default=20)
 # A worker silent this long (no heartbeat: killed, hung, cut off) has its jobs put back in
 # the queue by the other workers; a run it had started is then marked failed.
 AIFLOWY_JOBS_STALLED_SECONDS = env.float("AIFLOWY_JOBS_STALLED_SECONDS", default=20.0)
+
+# --- Production at scale: observability -----------------------------------------------------
+# Bearer token that GET /metrics requires; unset: /metrics does not exist (404).
+AIFLOWY_METRICS_TOKEN = env.str("AIFLOWY_METRICS_TOKEN", default="")
+# One JSON object per log line (with the request id), for log collectors; off: plain text.
+AIFLOWY_LOG_JSON = env.bool("AIFLOWY_LOG_JSON", default=False)
+LOGGING["filters"] = {"request_id": {"()": "aiflowy.logs.RequestIdFilter"}}
+LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+if AIFLOWY_LOG_JSON:
+    LOGGING["formatters"] = {"json": {"()": "aiflowy.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"

@@ -210,3 +210,8 @@ LOGGING["handlers"]["console"]["filters"] = ["request_id"]
 if AIFLOWY_LOG_JSON:
     LOGGING["formatters"] = {"json": {"()": "aiflowy.logs.JsonFormatter"}}
     LOGGING["handlers"]["console"]["formatter"] = "json"
+
+# --- Production at scale: secrets at rest ---------------------------------------------------
+# Fernet keys (comma-separated, the first encrypts) for provider API keys in the database;
+# unset: one derived from SECRET_KEY (see docs/deploy.md, aiflowy/crypto.py).
+AIFLOWY_ENCRYPTION_KEYS = env.list("AIFLOWY_ENCRYPTION_KEYS", default=[])

@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from aiflowy import jobs, metrics
+from aiflowy import jobs, metrics, shutdown
 from aiflowy.consumers import ApiConsumer
 from aiflowy.errors import NotFound, Unauthorized
 
@@ -74,6 +74,8 @@ class ReadyConsumer(ApiConsumer):
 
             checks["queue"] = _checked(queue())
         results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+        if shutdown.draining():
+            results["process"] = "shutting down"
         ready = all(result == "ok" for result in results.values())
         body_out: dict = {"status": "ready" if ready else "not ready", "checks": results}
         if depth[0] is not None:

@@ -16,6 +16,7 @@ nothing secret in them.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
@@ -67,6 +68,18 @@ RUN_DURATION = Histogram(
     ["status", "source"],
     buckets=_SLOW_BUCKETS,
 )
+
+
+_children: dict[tuple, Any] = {}
+
+
+def labelled(metric: Any, *values: str | int) -> Any:
+    """`metric.labels(*values)`, remembered: `labels()` costs ~3 µs a call, this ~0.3 µs."""
+    key = (id(metric), *values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
 
 
 def exposition() -> bytes:

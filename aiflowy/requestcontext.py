@@ -18,6 +18,8 @@ from dataclasses import dataclass
 class RequestContext:
     request_id: str
     upstream_seconds: float = 0.0
+    # Set when the server ended the request's stream for its shutdown (recorded as an error).
+    ended_by_shutdown: bool = False
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("aiflowy_request", default=None)
@@ -50,3 +52,8 @@ def upstream_waited(seconds: float) -> None:
     context = _current.get()
     if context is not None:
         context.upstream_seconds += seconds
+
+
+def ended_by_shutdown() -> bool:
+    context = _current.get()
+    return context is not None and context.ended_by_shutdown

@@ -27,7 +27,7 @@ from aiflowy import metrics
 from aiflowy.errors import ApiError, UpstreamError, as_api_error
 from aiflowy.events import ModuleRun
 from aiflowy.llm import Completion, GenerationParams, StreamEnd, llm_complete, llm_stream
-from aiflowy.requestcontext import current_request_id
+from aiflowy.requestcontext import current_request_id, ended_by_shutdown
 from apikeys.selectors import ApiKeyPrincipal
 from bots.selectors import BotConfig
 from chat.access import bot_for_key, bot_for_model
@@ -186,6 +186,9 @@ def _elapsed_ms(turn: ChatTurn) -> int:
     return int((time.monotonic() - turn.started_monotonic) * 1000)
 
 
+SHUTDOWN_ERROR = "ended by server shutdown (the caller got a final error event)"
+
+
 def _observe(
     turn: ChatTurn,
     prompt_tokens: int | None,
@@ -195,11 +198,11 @@ def _observe(
     """Metrics of one answer (every answer becomes exactly one exchange: counted once)."""
     bot, key = str(turn.bot.id), str(turn.api_key.id)
     if prompt_tokens:
-        metrics.TOKENS.labels(bot, key, "in").inc(prompt_tokens)
+        metrics.labelled(metrics.TOKENS, bot, key, "in").inc(prompt_tokens)
     if completion_tokens:
-        metrics.TOKENS.labels(bot, key, "out").inc(completion_tokens)
+        metrics.labelled(metrics.TOKENS, bot, key, "out").inc(completion_tokens)
     if first_token_ms is not None:
-        metrics.TIME_TO_FIRST_TOKEN.labels(bot).observe(first_token_ms / 1000)
+        metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, bot).observe(first_token_ms / 1000)
 
 
 def _exchange(
@@ -213,6 +216,9 @@ def _exchange(
     first_token_ms: int | None = None,
 ) -> ExchangeRecord:
     total_ms = _elapsed_ms(turn)
+    if status == Message.Status.INTERRUPTED and ended_by_shutdown():
+        # Not the caller leaving: the server ended the stream (with a final error event).
+        status, error_text = Message.Status.ERROR, SHUTDOWN_ERROR
     _observe(turn, prompt_tokens, completion_tokens, first_token_ms)
     return ExchangeRecord(
         request_id=current_request_id(),

@@ -215,3 +215,8 @@ if AIFLOWY_LOG_JSON:
 # Fernet keys (comma-separated, the first encrypts) for provider API keys in the database;
 # unset: one derived from SECRET_KEY (see docs/deploy.md, aiflowy/crypto.py).
 AIFLOWY_ENCRYPTION_KEYS = env.list("AIFLOWY_ENCRYPTION_KEYS", default=[])
+
+# --- Production at scale: graceful shutdown -------------------------------------------------
+# On SIGTERM, open streams get this long to finish before they are ended with a final error
+# event (run uvicorn with a longer --timeout-graceful-shutdown; docs/deploy.md).
+AIFLOWY_SHUTDOWN_GRACE_SECONDS = env.float("AIFLOWY_SHUTDOWN_GRACE_SECONDS", default=20.0)

@@ -24,6 +24,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from aiflowy import metrics
 from aiflowy.background import spawn
 from aiflowy.errors import (
     BadRequest,
@@ -35,6 +36,7 @@ from aiflowy.errors import (
     as_api_error,
 )
 from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
+from aiflowy.requestcontext import ended_by_shutdown
 from apikeys.selectors import ApiKeyPrincipal
 from workflows.engine import (
     EngineLimits,
@@ -179,6 +181,10 @@ class _StepWatcher:
 
 
 def _record_of(execution: WorkflowExecution, **fields: Any) -> RunRecord:
+    if fields.get("duration_ms") is not None:
+        metrics.RUN_DURATION.labels(fields.get("status", ""), execution.source).observe(
+            fields["duration_ms"] / 1000
+        )
     return RunRecord(
         run_id=execution.run_id,
         workflow_id=execution.workflow.id,
@@ -230,6 +236,8 @@ async def run_and_record(
             on_event=watcher,
         )
     except asyncio.CancelledError:
+        if ended_by_shutdown() and not execution.broken:
+            execution.broken = "ended by server shutdown"
         if execution.broken:
             reason = execution.broken
             await store(ended(WorkflowRun.Status.FAILED, reason, watcher.cancelled_steps(reason)))

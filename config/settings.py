@@ -127,7 +127,7 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.auth.ApiKeyAuthentication"],
@@ -220,3 +220,25 @@ AIFLOWY_ENCRYPTION_KEYS = env.list("AIFLOWY_ENCRYPTION_KEYS", default=[])
 # On SIGTERM, open streams get this long to finish before they are ended with a final error
 # event (run uvicorn with a longer --timeout-graceful-shutdown; docs/deploy.md).
 AIFLOWY_SHUTDOWN_GRACE_SECONDS = env.float("AIFLOWY_SHUTDOWN_GRACE_SECONDS", default=20.0)
+
+# --- Production at scale: deployment --------------------------------------------------------
+# Static files served by the application itself (WhiteNoise), compressed, after
+# `manage.py collectstatic` (the Dockerfile runs it).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# HTTPS behind a proxy that terminates TLS (docs/deploy.md): all off by default so that a
+# plain-HTTP set-up (the embedded one, the tests) works; production turns them on.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)

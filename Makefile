@@ -48,7 +48,7 @@ check: install-dev
 	SECRET_KEY=check $(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: install-dev
-	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run --server uvicorn --scaling $(BENCH_ARGS)
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

@@ -205,10 +205,10 @@ AIFLOWY_JOBS_STALLED_SECONDS = env.float("AIFLOWY_JOBS_STALLED_SECONDS", default
 AIFLOWY_METRICS_TOKEN = env.str("AIFLOWY_METRICS_TOKEN", default="")
 # One JSON object per log line (with the request id), for log collectors; off: plain text.
 AIFLOWY_LOG_JSON = env.bool("AIFLOWY_LOG_JSON", default=False)
-LOGGING["filters"] = {"request_id": {"()": "aiflowy.logs.RequestIdFilter"}}
-LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+LOGGING.setdefault("filters", {})["request_id"] = {"()": "aiflowy.logs.RequestIdFilter"}
+LOGGING["handlers"]["console"].setdefault("filters", []).append("request_id")
 if AIFLOWY_LOG_JSON:
-    LOGGING["formatters"] = {"json": {"()": "aiflowy.logs.JsonFormatter"}}
+    LOGGING.setdefault("formatters", {})["json"] = {"()": "aiflowy.logs.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
 
 # --- Production at scale: secrets at rest ---------------------------------------------------

@@ -48,7 +48,7 @@ check: install-dev
 	SECRET_KEY=check $(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: install-dev
-	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run --server uvicorn --scaling $(BENCH_ARGS)
 	$(MAKE) bench-engine
 
 # Workflow engine time per shape (chain, fan-out, loops), in-process.

@@ -144,6 +144,7 @@ class PerLoop(Generic[T]):
         self.writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BatchWriter[T]] = (
             weakref.WeakKeyDictionary()
         )
+        _every_per_loop.add(self)
 
     def __call__(self) -> BatchWriter[T]:
         loop = asyncio.get_running_loop()
@@ -151,3 +152,15 @@ class PerLoop(Generic[T]):
         if writer is None:
             writer = self.writers[loop] = self.factory()
         return writer
+
+
+_every_per_loop: weakref.WeakSet[PerLoop] = weakref.WeakSet()
+
+
+async def flush_all() -> None:
+    """Write what every writer of this event loop has queued (at shutdown)."""
+    loop = asyncio.get_running_loop()
+    for per_loop in list(_every_per_loop):
+        writer = per_loop.writers.get(loop)
+        if writer is not None:
+            await writer.flush()

@@ -32,7 +32,15 @@ from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from aiflowy.errors import ApiError, BadRequest, MethodNotAllowed, as_api_error
+from aiflowy import metrics, shutdown
+from aiflowy.errors import (
+    ApiError,
+    BadRequest,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    as_api_error,
+)
+from aiflowy.requestcontext import request_started
 from aiflowy.sse import PING, SSE_HEADERS, json_dumps
 from aiflowy.wire import aiflowy as aiflowy_wire
 
@@ -54,6 +62,8 @@ class ApiConsumer(AsyncHttpConsumer):
         self.body_size = 0
         self.body_too_large = False
         self.response_started = False
+        self.response_status = 0
+        self.request_id = ""
         self.task: asyncio.Task | None = None
 
     # --- ASGI plumbing -------------------------------------------------------------------
@@ -84,6 +94,20 @@ class ApiConsumer(AsyncHttpConsumer):
         raise StopConsumer()
 
     async def _respond(self, body: bytes) -> None:
+        """Handle the request; count it (endpoint, status) and the latency it added."""
+        started = time.perf_counter()
+        context = request_started(self.header(b"x-request-id"))
+        self.request_context = context
+        self.request_id = context.request_id
+        try:
+            await self._handle(body)
+        finally:
+            endpoint = type(self).__name__
+            metrics.labelled(metrics.REQUESTS, endpoint, self.response_status or 499).inc()
+            added = time.perf_counter() - started - context.upstream_seconds
+            metrics.labelled(metrics.ADDED_LATENCY, endpoint).observe(max(added, 0.0))
+
+    async def _handle(self, body: bytes) -> None:
         try:
             if self.scope["method"] not in self.allowed_methods:
                 raise MethodNotAllowed(
@@ -123,6 +147,13 @@ class ApiConsumer(AsyncHttpConsumer):
         return values[0] if values else None
 
     # --- responses -----------------------------------------------------------------------
+    async def send_headers(self, *, status: int = 200, headers: list | None = None) -> None:
+        """Every response carries its request id (`X-Request-Id`, also in logs and history)."""
+        self.response_status = status
+        await super().send_headers(
+            status=status, headers=[*(headers or ()), (b"x-request-id", self.request_id.encode())]
+        )
+
     async def send_json(
         self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
     ) -> None:
@@ -161,20 +192,41 @@ class ApiConsumer(AsyncHttpConsumer):
         await self.send_body(b"", more_body=True)
         self.last_sent = time.monotonic()
         pinger = asyncio.create_task(self._ping_while_idle(settings.AIFLOWY_SSE_PING_SECONDS))
+        metrics.OPEN_STREAMS.inc()
+        self.stopped_for_shutdown = False
+        shutdown.stream_opened(self._stop_for_shutdown)
         try:
             async for event in events:
                 await self.send_body(event, more_body=True)
                 self.last_sent = time.monotonic()
         except asyncio.CancelledError:
             await close_source(source)
-            raise
+            if not self.stopped_for_shutdown:
+                raise
+            # The server is shutting down (aiflowy/shutdown.py): the caller is still there
+            # and gets the family's final error event.
+            asyncio.current_task().uncancel()
+            error = ServiceUnavailable(
+                "The server is restarting; the answer was cut short. Please try again.",
+                code="server_shutting_down",
+            )
+            await self.send_body((on_error or self.wire.sse_error)(error), more_body=True)
         except Exception as exc:
             error = await break_source(source, exc, where=type(self).__name__)
             await self.send_body((on_error or self.wire.sse_error)(error), more_body=True)
         finally:
+            shutdown.stream_closed(self._stop_for_shutdown)
             pinger.cancel()
+            metrics.OPEN_STREAMS.dec()
             if not asyncio.current_task().cancelling():
                 await self.send_body(b"", more_body=False)
+
+    def _stop_for_shutdown(self) -> None:
+        """End this stream now, with a final error event (the server is shutting down)."""
+        self.stopped_for_shutdown = True
+        self.request_context.ended_by_shutdown = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def _ping_while_idle(self, interval: float) -> None:
         while True:

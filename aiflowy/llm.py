@@ -18,6 +18,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ import aiohttp
 import httpx2
 import openai
 
+from aiflowy import metrics
 from aiflowy.errors import UpstreamError, UpstreamTimeout
+from aiflowy.requestcontext import upstream_waited
 
 logger = logging.getLogger(__name__)
 
@@ -248,11 +251,25 @@ def _upstream_error(exc: Exception, provider: ProviderConfig) -> UpstreamError:
         if isinstance(exc, openai.APIConnectionError | aiohttp.ClientError | OSError)
         else None
     )
+    kind = (
+        failure[0].replace(" ", "_")
+        if failure is not None
+        else "timeout"
+        if isinstance(exc, openai.APITimeoutError)
+        else f"http_{exc.status_code}"
+        if isinstance(exc, openai.APIStatusError)
+        else "connection"
+        if isinstance(exc, openai.APIConnectionError)
+        else "invalid"
+    )
+    metrics.UPSTREAM_ERRORS.labels(str(provider.id), kind).inc()
     if failure is not None:
-        kind, cause = failure
+        _, cause = failure
         error: UpstreamError = UpstreamError(
             "The model provider could not be reached or closed the connection.",
-            operator_detail=f"provider {provider.id}: {kind}: {type(cause).__name__}: {cause}",
+            operator_detail=(
+                f"provider {provider.id}: {failure[0]}: {type(cause).__name__}: {cause}"
+            ),
         )
     elif isinstance(exc, openai.APITimeoutError):
         error = UpstreamTimeout(
@@ -324,6 +341,7 @@ async def llm_complete(
         return Completion(
             content, _messages_tokens(messages), estimate_tokens(content), "stop", params.model
         )
+    started = time.perf_counter()
     try:
         response = await upstream_client(provider).post(
             "/chat/completions",
@@ -343,6 +361,8 @@ async def llm_complete(
         raise _upstream_error(exc, provider) from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise _upstream_error(exc, provider) from None
+    finally:
+        upstream_waited(time.perf_counter() - started)
     return Completion(
         content=content,
         prompt_tokens=usage.get("prompt_tokens") or _messages_tokens(messages),
@@ -422,6 +442,7 @@ async def llm_stream(
     usage: dict = {}
     model = params.model
     fingerprint: str | None = None
+    started = time.perf_counter()
     try:
         stream = await upstream_client(provider).post(
             "/chat/completions",
@@ -474,7 +495,10 @@ async def llm_stream(
         raise _upstream_error(exc, provider) from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _upstream_error(exc, provider) from None
+    finally:
+        upstream_waited(time.perf_counter() - started)
     if finish_reason is None:
+        metrics.UPSTREAM_ERRORS.labels(str(provider.id), "ended_early").inc()
         raise UpstreamError(
             "The model provider ended the answer early.",
             operator_detail=f"provider {provider.id}: stream ended without a finish_reason",

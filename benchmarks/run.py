@@ -8,9 +8,12 @@ HTTP/1.1 client (pre-built requests, keep-alive, no parsing beyond framing):
 - throughput: chats per second through aiflowy at 32 concurrent callers.
 
     python -m benchmarks.run [--requests 2000] [--concurrency 32] [--server daphne|uvicorn]
-        [--endpoint externalChat|openai] [--chat-id]
+        [--endpoint externalChat|openai] [--chat-id] [--scaling]
 
-`make bench` runs it under uvicorn, the production server (`BENCH_ARGS=...` adds options).
+`--scaling` then starts a second server process on the same database and measures chats/s
+with the callers split over both (as a load balancer would), against one process in the same
+run: the scaling ratio. `make bench` runs it under uvicorn, the production server, with
+`--scaling` (`BENCH_ARGS=...` adds options).
 
 Numbers depend on the machine; docs/benchmarks.md records ours. The client, the upstream and
 the server share the machine's cores, so "added" latency is an upper bound.
@@ -153,6 +156,11 @@ def main() -> None:
         default="daphne",
         help="ASGI server for the one aiflowy process (uvicorn: pip install 'uvicorn[standard]')",
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also measure chats/s with two server processes (callers split over both)",
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="aiflowy-bench-")
@@ -192,6 +200,15 @@ def main() -> None:
         server = start_process([*server_args, "config.asgi:application"], env=env, log_path=None)
         processes.append(server)
         wait_for_port(server, server_port, what=args.server)
+        second_port = free_port()
+
+        def start_second_server() -> None:
+            second_args = [a if a != str(server_port) else str(second_port) for a in server_args]
+            second = start_process(
+                [*second_args, "config.asgi:application"], env=env, log_path=None
+            )
+            processes.append(second)
+            wait_for_port(second, second_port, what=f"a second {args.server}")
 
         messages = [{"role": "user", "content": "hello benchmark world"}]
         direct = {
@@ -245,6 +262,19 @@ def main() -> None:
                     "p99_ms": sorted(lat)[int(len(lat) * 0.99) - 1] * 1000,
                     "errors": errors,
                 }
+            if args.scaling:
+                start_second_server()
+                await run_load(second_port, requests["ours"], 200, 4)  # warm up
+                half = args.concurrency // 2
+                loads = await asyncio.gather(
+                    run_load(server_port, requests["ours"], args.requests // 2, half),
+                    run_load(second_port, requests["ours"], args.requests // 2, half),
+                )
+                answered = sum(len(lat) for lat, *_ in loads)
+                results["two_processes"] = {
+                    "rps": answered / max(elapsed for *_, elapsed in loads),
+                    "errors": sum(errors for _, _, errors, _ in loads),
+                }
             return results
 
         results = asyncio.run(measure())
@@ -274,6 +304,12 @@ def main() -> None:
         print(
             f"server CPU per chat, 1 caller: {o['cpu_ms']:.2f} ms non-stream, "
             f"{os_['cpu_ms']:.2f} ms stream"
+        )
+    if "two_processes" in results:
+        one, two = results[f"ours_c{c}"]["rps"], results["two_processes"]["rps"]
+        print(
+            f"scaling at {c} callers: 1 process {one:.0f} chats/s, 2 processes {two:.0f} chats/s "
+            f"(ratio {two / one:.2f}; {os.cpu_count()} cores shared with the client and upstream)"
         )
     errors = sum(r["errors"] for r in results.values())
     print(f"non-200 answers: {errors}")

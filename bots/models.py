@@ -4,6 +4,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from aiflowy.crypto import EncryptedTextField
+
 
 class LlmProvider(models.Model):
     """An OpenAI-compatible endpoint (or the offline echo provider) and its secret key."""
@@ -17,9 +19,9 @@ class LlmProvider(models.Model):
     base_url = models.URLField(
         _("base URL"), blank=True, help_text=_("For example https://api.openai.com/v1")
     )
-    # Needed in plain form to call the provider, so it cannot be hashed; the admin never renders
-    # it back and it is kept out of logs and reprs.
-    api_key = models.CharField(_("API key"), max_length=500, blank=True)
+    # Needed in plain form to call the provider, so it cannot be hashed: encrypted at rest
+    # (aiflowy/crypto.py); the admin never renders it back and it is kept out of logs and reprs.
+    api_key = EncryptedTextField(_("API key"), blank=True)
     default_model = models.CharField(_("default model"), max_length=200, blank=True)
     timeout_seconds = models.FloatField(
         _("timeout (seconds)"), default=60.0, validators=[MinValueValidator(0.1)]

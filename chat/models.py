@@ -76,6 +76,8 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(_("first token (ms)"), null=True, blank=True)
     total_ms = models.PositiveIntegerField(_("total (ms)"), null=True, blank=True)
+    # The X-Request-Id of the request that produced it (its log lines carry the same id).
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"))
 
     class Meta:

@@ -42,6 +42,8 @@ class ExchangeRecord:
     # (`{"tool_call_id", "content"}` each; then `question` is empty).
     tool_calls: list[dict] | None = None
     tool_results: list[dict] = field(default_factory=list)
+    # The request's id (X-Request-Id), to find its log lines from a stored exchange.
+    request_id: str = ""
 
 
 history_writer: PerLoop[ExchangeRecord] = PerLoop(
@@ -65,6 +67,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "completion_tokens": exchange.completion_tokens,
         "first_token_ms": exchange.first_token_ms,
         "total_ms": exchange.total_ms,
+        "request_id": exchange.request_id,
         "created_at": exchange.finished_at,
     }
     if not exchange.question and not exchange.tool_results:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 
+from aiflowy import metrics
 from aiflowy.errors import ApiError, BadRequest, UpstreamError, as_api_error
 from aiflowy.events import ModuleRun
 from aiflowy.llm import (
@@ -35,6 +36,7 @@ from aiflowy.llm import (
     llm_complete,
     llm_stream,
 )
+from aiflowy.requestcontext import current_request_id, ended_by_shutdown
 from apikeys.selectors import ApiKeyPrincipal
 from bots.selectors import BotConfig
 from chat.access import bot_for_key, bot_for_model
@@ -276,6 +278,25 @@ def _elapsed_ms(turn: ChatTurn) -> int:
     return int((time.monotonic() - turn.started_monotonic) * 1000)
 
 
+SHUTDOWN_ERROR = "ended by server shutdown (the caller got a final error event)"
+
+
+def _observe(
+    turn: ChatTurn,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    first_token_ms: int | None,
+) -> None:
+    """Metrics of one answer (every answer becomes exactly one exchange: counted once)."""
+    bot, key = str(turn.bot.id), str(turn.api_key.id)
+    if prompt_tokens:
+        metrics.labelled(metrics.TOKENS, bot, key, "in").inc(prompt_tokens)
+    if completion_tokens:
+        metrics.labelled(metrics.TOKENS, bot, key, "out").inc(completion_tokens)
+    if first_token_ms is not None:
+        metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, bot).observe(first_token_ms / 1000)
+
+
 def _exchange(
     turn: ChatTurn,
     *,
@@ -288,7 +309,12 @@ def _exchange(
     tool_calls: list[dict] | None = None,
 ) -> ExchangeRecord:
     total_ms = _elapsed_ms(turn)
+    if status == Message.Status.INTERRUPTED and ended_by_shutdown():
+        # Not the caller leaving: the server ended the stream (with a final error event).
+        status, error_text = Message.Status.ERROR, SHUTDOWN_ERROR
+    _observe(turn, prompt_tokens, completion_tokens, first_token_ms)
     return ExchangeRecord(
+        request_id=current_request_id(),
         bot_id=turn.bot.id,
         api_key_id=turn.api_key_id,
         source=turn.source,

@@ -14,11 +14,14 @@ from django.urls import re_path
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()
 
+from aiflowy.shutdown import lifespan  # noqa: E402
 from config.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter([*http_urlpatterns, re_path(r"", django_application)]),
         "websocket": URLRouter(websocket_urlpatterns),
+        # uvicorn: graceful shutdown (aiflowy/shutdown.py)
+        "lifespan": lifespan,
     }
 )

@@ -128,7 +128,7 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.auth.ApiKeyAuthentication"],
@@ -175,16 +175,6 @@ AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES = env.int(
     "AIFLOWY_WORKFLOW_HTTP_MAX_RESPONSE_BYTES", default=5_000_000
 )
 AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES = env.int("AIFLOWY_WORKFLOW_MAX_PARALLEL_NODES", default=8)
-# Where `"async": true` runs execute: "task" (an asyncio task in the web process that took the
-# request) or "worker" (Channels worker processes, `manage.py runworkflowworker`, fed over the
-# channel layer). Default: "worker" when REDIS_URL is set, else "task".
-AIFLOWY_WORKFLOW_BACKGROUND = env.str(
-    "AIFLOWY_WORKFLOW_BACKGROUND", default="worker" if REDIS_URL else "task"
-)
-# The channel-layer channel that workflow workers listen on.
-AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
-    "AIFLOWY_WORKFLOW_WORKER_CHANNEL", default="workflow-runs"
-)
 # A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
 # run history; the caller still gets the full result.
 AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)
@@ -209,3 +199,68 @@ AIFLOWY_WORKFLOW_MAX_LOOP_ITERATIONS = env.int(
 AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS = env.int(
     "AIFLOWY_WORKFLOW_SUSPENDED_RUN_EXPIRY_SECONDS", default=7 * 24 * 3600
 )
+
+# --- Production at scale: durable jobs ------------------------------------------------------
+# Who runs background work (workflow runs with `"async": true`, and other durable jobs):
+# "procrastinate" (a job queue in PostgreSQL, run by `manage.py runjobs` workers; the default
+# with PostgreSQL) or "inprocess" (an asyncio task of the process that queued it, not durable;
+# the default with SQLite).
+AIFLOWY_JOBS_BACKEND = env.str(
+    "AIFLOWY_JOBS_BACKEND",
+    default="procrastinate"
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else "inprocess",
+)
+if AIFLOWY_JOBS_BACKEND == "procrastinate":
+    # Its migrations are PostgreSQL SQL: installed only where they apply.
+    INSTALLED_APPS.append("procrastinate.contrib.django")
+# Queue name of aiflowy's jobs (workers take jobs of this queue only).
+AIFLOWY_JOBS_QUEUE = env.str("AIFLOWY_JOBS_QUEUE", default="aiflowy")
+# Jobs one worker process runs at once (they are async: mostly waiting on the LLM).
+AIFLOWY_JOBS_CONCURRENCY = env.int("AIFLOWY_JOBS_CONCURRENCY", default=20)
+# A worker silent this long (no heartbeat: killed, hung, cut off) has its jobs put back in
+# the queue by the other workers; a run it had started is then marked failed.
+AIFLOWY_JOBS_STALLED_SECONDS = env.float("AIFLOWY_JOBS_STALLED_SECONDS", default=20.0)
+
+# --- Production at scale: observability -----------------------------------------------------
+# Bearer token that GET /metrics requires; unset: /metrics does not exist (404).
+AIFLOWY_METRICS_TOKEN = env.str("AIFLOWY_METRICS_TOKEN", default="")
+# One JSON object per log line (with the request id), for log collectors; off: plain text.
+AIFLOWY_LOG_JSON = env.bool("AIFLOWY_LOG_JSON", default=False)
+LOGGING.setdefault("filters", {})["request_id"] = {"()": "aiflowy.logs.RequestIdFilter"}
+LOGGING["handlers"]["console"].setdefault("filters", []).append("request_id")
+if AIFLOWY_LOG_JSON:
+    LOGGING.setdefault("formatters", {})["json"] = {"()": "aiflowy.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+
+# --- Production at scale: secrets at rest ---------------------------------------------------
+# Fernet keys (comma-separated, the first encrypts) for provider API keys in the database;
+# unset: one derived from SECRET_KEY (see docs/deploy.md, aiflowy/crypto.py).
+AIFLOWY_ENCRYPTION_KEYS = env.list("AIFLOWY_ENCRYPTION_KEYS", default=[])
+
+# --- Production at scale: graceful shutdown -------------------------------------------------
+# On SIGTERM, open streams get this long to finish before they are ended with a final error
+# event (run uvicorn with a longer --timeout-graceful-shutdown; docs/deploy.md).
+AIFLOWY_SHUTDOWN_GRACE_SECONDS = env.float("AIFLOWY_SHUTDOWN_GRACE_SECONDS", default=20.0)
+
+# --- Production at scale: deployment --------------------------------------------------------
+# Static files served by the application itself (WhiteNoise), compressed, after
+# `manage.py collectstatic` (the Dockerfile runs it).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# HTTPS behind a proxy that terminates TLS (docs/deploy.md): all off by default so that a
+# plain-HTTP set-up (the embedded one, the tests) works; production turns them on.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)

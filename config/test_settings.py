@@ -14,8 +14,9 @@ os.environ.setdefault("DEBUG", "false")
 from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests expect edits to reach the hot path at once; production keeps a few seconds.
-AIFLOWY_CONFIG_CACHE_SECONDS = 0.0
+# Tests expect edits to reach the hot path at once; production keeps a few seconds (the
+# multi-process tests set AIFLOWY_TEST_CONFIG_CACHE_SECONDS to run their servers like it).
+AIFLOWY_CONFIG_CACHE_SECONDS = float(os.environ.get("AIFLOWY_TEST_CONFIG_CACHE_SECONDS", "0"))
 
 # Key ids restart with every test database: rate-limit counters must not outlive the run.
 os.environ.setdefault("AIFLOWY_REDIS_PREFIX", f"aiflowy-test-{os.getpid()}")

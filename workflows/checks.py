@@ -1,27 +1,30 @@
-"""System checks for the workflow settings (`manage.py check`, and every server start)."""
+"""System checks for background work (`manage.py check`, and every server start)."""
 
 from django.conf import settings
 from django.core.checks import Error, register
 
-BACKGROUND_MODES = ("task", "worker")
+JOB_BACKENDS = ("procrastinate", "inprocess")
 
 
 @register()
-def background_mode_check(app_configs, **kwargs) -> list[Error]:
-    mode = settings.AIFLOWY_WORKFLOW_BACKGROUND
-    if mode not in BACKGROUND_MODES:
+def jobs_backend_check(app_configs, **kwargs) -> list[Error]:
+    backend = settings.AIFLOWY_JOBS_BACKEND
+    if backend not in JOB_BACKENDS:
         return [
             Error(
-                f"AIFLOWY_WORKFLOW_BACKGROUND is {mode!r}; use 'task' or 'worker'.",
+                f"AIFLOWY_JOBS_BACKEND is {backend!r}; use 'procrastinate' or 'inprocess'.",
                 id="workflows.E001",
             )
         ]
-    if mode == "worker" and not settings.REDIS_URL:
+    if (
+        backend == "procrastinate"
+        and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
+    ):
         return [
             Error(
-                "AIFLOWY_WORKFLOW_BACKGROUND is 'worker' but REDIS_URL is not set: workers "
-                "receive runs over the Redis channel layer.",
-                hint="Set REDIS_URL, or AIFLOWY_WORKFLOW_BACKGROUND=task.",
+                "AIFLOWY_JOBS_BACKEND is 'procrastinate' but the database is not PostgreSQL: "
+                "the job queue lives in PostgreSQL.",
+                hint="Set DATABASE_URL to PostgreSQL, or AIFLOWY_JOBS_BACKEND=inprocess.",
                 id="workflows.E002",
             )
         ]

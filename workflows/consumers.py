@@ -1,5 +1,4 @@
-"""External workflow endpoints, as Channels consumers ahead of Django's middleware, and the
-Channels worker consumer that runs background runs.
+"""External workflow endpoints, as Channels consumers ahead of Django's middleware.
 
 Each endpoint parses, calls one service and renders with AIFlowy's wire module (a streamed run
 with the workflow events' one); errors and the end of every stream are the bases' job.
@@ -11,17 +10,15 @@ import uuid
 from functools import partial
 from typing import Any
 
-from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 
-from aiflowy.background import spawn
 from aiflowy.errors import BadRequest, NotFound
 from aiflowy.validation import json_object
 from aiflowy.wire import aiflowy as aiflowy_wire
 from aiflowy.wire import workflow as workflow_wire
 from apikeys.auth import ApiKeyConsumer, ApiKeySocketConsumer
 from apikeys.selectors import ApiKeyPrincipal
-from workflows.background import workflow_run_claimed, workflow_run_in_background
+from workflows.background import workflow_run_in_background
 from workflows.engine import RunResult, input_parameters
 from workflows.live import run_group
 from workflows.models import WorkflowRun
@@ -131,20 +128,6 @@ class RunStatusConsumer(ApiKeyConsumer):
         if run.status == WorkflowRun.Status.SUSPENDED:
             run = await database_sync_to_async(run_expired_if_due)(run)
         await self.send_json(aiflowy_wire.run_status_body(run, run.steps.all()))
-
-
-class WorkflowWorkerConsumer(AsyncConsumer):
-    """Runs background runs sent over the channel layer (`{"type": "workflow.run", "run_id"}`).
-
-    A worker hands all of a channel's messages to one consumer instance, one at a time, so
-    each run is started as a task and the next message is taken at once. The consumer needs
-    no channel of its own (it is never sent to directly), so it does not subscribe to one.
-    """
-
-    channel_layer_alias = "__no_channel_layer__"
-
-    async def workflow_run(self, message: dict) -> None:
-        spawn(workflow_run_claimed(message.get("run_id")), name="workflow-worker-run")
 
 
 class WorkflowEventsSocketConsumer(ApiKeySocketConsumer):

@@ -4,7 +4,6 @@ Both path families: `/api/v1/workflow/external/…` (AIFlowy's documentation) an
 `/api/v1/aiWorkflow/external/…` (what AIFlowy 1.x really served).
 """
 
-from django.conf import settings
 from django.urls import path
 
 from workflows.consumers import (
@@ -13,7 +12,6 @@ from workflows.consumers import (
     RunningParamsConsumer,
     RunStatusConsumer,
     WorkflowEventsSocketConsumer,
-    WorkflowWorkerConsumer,
 )
 
 http_urlpatterns = [
@@ -30,9 +28,3 @@ http_urlpatterns = [
 websocket_urlpatterns = [
     path("ws/v1/workflow/events", WorkflowEventsSocketConsumer.as_asgi()),
 ]
-
-
-def channel_routes() -> dict:
-    """Channel-layer channels served by `manage.py runworkflowworker` (or by `runworker`, once
-    the ASGI application routes the "channel" scope type)."""
-    return {settings.AIFLOWY_WORKFLOW_WORKER_CHANNEL: WorkflowWorkerConsumer.as_asgi()}

@@ -25,6 +25,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from aiflowy import metrics
 from aiflowy.background import spawn
 from aiflowy.errors import (
     BadRequest,
@@ -36,6 +37,7 @@ from aiflowy.errors import (
     as_api_error,
 )
 from aiflowy.events import NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
+from aiflowy.requestcontext import ended_by_shutdown
 from apikeys.selectors import ApiKeyPrincipal
 from workflows import live
 from workflows.engine import (
@@ -191,6 +193,10 @@ class _StepWatcher:
 
 
 def _record_of(execution: WorkflowExecution, **fields: Any) -> RunRecord:
+    if fields.get("duration_ms") is not None:
+        metrics.RUN_DURATION.labels(fields.get("status", ""), execution.source).observe(
+            fields["duration_ms"] / 1000
+        )
     return RunRecord(
         run_id=execution.run_id,
         workflow_id=execution.workflow.id,
@@ -299,6 +305,8 @@ async def _run_and_record(
                 run_id=str(execution.run_id),
             )
     except asyncio.CancelledError:
+        if ended_by_shutdown() and not execution.broken:
+            execution.broken = "ended by server shutdown"
         if execution.broken:
             reason = execution.broken
             await store(ended(WorkflowRun.Status.FAILED, reason, watcher.cancelled_steps(reason)))

@@ -1,10 +1,8 @@
 """Workflow fixtures: a second Daphne that lets `httpNode` call loopback addresses, a loopback
-HTTP service for it to call, a workflow worker process (PostgreSQL + Redis mode), and
-factories.
+HTTP service for it to call, a job worker process (PostgreSQL mode), and factories.
 
-Background runs go through a channel named after this test process, so a worker of another
-test run on the same Redis never takes them. It is set before any server starts (conftest
-files are imported before the first test runs), so the shared `live_server_url` uses it too.
+Background runs are jobs in the test database's own queue table, so a worker of another test
+run never takes them.
 """
 
 from __future__ import annotations
@@ -27,9 +25,6 @@ from bots.models import Bot
 from tests.conftest import ROOT, _database_url, sse_parsed
 from workflows.definitions import workflow_create
 from workflows.models import Workflow, WorkflowRun
-
-WORKER_CHANNEL = f"workflow-runs-test-{os.getpid()}"
-os.environ["AIFLOWY_WORKFLOW_WORKER_CHANNEL"] = WORKER_CHANNEL
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -58,22 +53,22 @@ def private_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def workflow_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen | None]:
-    """`manage.py runworkflowworker` when background runs go to workers (REDIS_URL set);
-    nothing in the embedded mode, where the web process runs them as asyncio tasks."""
-    if settings.AIFLOWY_WORKFLOW_BACKGROUND != "worker":
+    """`manage.py runjobs` when background runs are durable jobs (PostgreSQL); nothing in the
+    embedded mode, where the web process runs them as asyncio tasks."""
+    if settings.AIFLOWY_JOBS_BACKEND != "procrastinate":
         yield None
         return
     with django_db_blocker.unblock():
         database_url = _database_url()
     process = start_process(
-        ["manage.py", "runworkflowworker"],
+        ["manage.py", "runjobs"],
         env=_server_env(database_url),
         log_path=ROOT / ".pytest_cache" / "workflow-worker.log",
     )
     yield process
     alive = process.poll() is None
     stop_process(process)
-    assert alive, "the workflow worker died during the tests; see .pytest_cache/workflow-worker.log"
+    assert alive, "the job worker died during the tests; see .pytest_cache/workflow-worker.log"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """ws/v1/workflow/events: start a run or subscribe to one by id and receive its node events
 live from the process that runs it (channel-layer groups), with the same key rules as HTTP.
-Through the real ASGI app; in PostgreSQL + Redis mode the runs go to a workflow worker process
-and the events come back over Redis."""
+Through the real ASGI app; in PostgreSQL + Redis mode the runs go to a job worker process
+(`manage.py runjobs`) and the events come back over Redis."""
 
 from __future__ import annotations
 
@@ -10,17 +10,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from tests.workflows.conftest import WORKER_CHANNEL
 from workflows.models import WorkflowRun
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _this_tests_worker(settings) -> None:
-    """In-process requests send background runs to the worker of this test run (the servers
-    get the same channel from the environment)."""
-    settings.AIFLOWY_WORKFLOW_WORKER_CHANNEL = WORKER_CHANNEL
 
 
 def slow_echo() -> dict:

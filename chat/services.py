@@ -288,7 +288,8 @@ def _observe(
     first_token_ms: int | None,
 ) -> None:
     """Metrics of one answer (every answer becomes exactly one exchange: counted once)."""
-    bot, key = str(turn.bot.id), str(turn.api_key.id)
+    # Share-link and playground turns have no key: counted under "-".
+    bot, key = str(turn.bot.id), str(turn.api_key_id or "-")
     if prompt_tokens:
         metrics.labelled(metrics.TOKENS, bot, key, "in").inc(prompt_tokens)
     if completion_tokens:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench fake-upstream
+.PHONY: run test install install-dev lint format check bench fake-upstream bench-workflow-nodes
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ check: install-dev
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.workflow_nodes
+
+# Engine time of a 100-node templateNode chain and a 100-node codeNode chain (no server).
+bench-workflow-nodes: install-dev
+	$(BIN)/python -m benchmarks.workflow_nodes
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

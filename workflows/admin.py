@@ -354,3 +354,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Search engines' admin lives in its own module.
+from workflows import admin_search  # noqa: E402,F401

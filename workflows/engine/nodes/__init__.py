@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import code, end, http, llm, start, template
+from . import code, end, http, llm, search, start, template
 from .base import NodeContext, NodeType, resolve_parameters
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -23,13 +23,12 @@ NODE_TYPES: dict[str, NodeType] = {
         llm.NODE_TYPE,
         http.NODE_TYPE,
         code.NODE_TYPE,
+        search.NODE_TYPE,
     )
 }
 
 # Tinyflow node types we know but do not run (yet); named in the error so the author knows.
-KNOWN_UNSUPPORTED_NODE_TYPES = frozenset(
-    {"knowledgeNode", "searchEngineNode", "loopNode", "confirmNode"}
-)
+KNOWN_UNSUPPORTED_NODE_TYPES = frozenset({"knowledgeNode", "loopNode", "confirmNode"})
 
 
 async def execute_node(ctx: NodeContext) -> dict[str, Any]:

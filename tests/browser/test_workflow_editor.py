@@ -3,6 +3,7 @@ workflow change page, saves it, and runs it from the admin's test-run page, in C
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -135,3 +136,62 @@ def test_operator_draws_saves_and_runs_a_workflow(browser_page, workflow, bot):
     page.click("input[type=submit]")
     result = json.loads(page.text_content(".run-result"))
     assert result == {"text": "HELLO-TINY-FLOW!"}
+
+
+# What an operator must fill in before a freshly dropped node can run, per type.
+REQUIRED_SETTINGS = {
+    "llmNode": lambda bot_id: {"llmId": bot_id, "userPrompt": "Say hi"},
+    "searchEngineNode": lambda bot_id: {"engine": "searx", "keyword": "news"},
+    "httpNode": lambda bot_id: {"url": "https://example.org/", "method": "get"},
+    # The editor proposes QLExpress; only JavaScript runs here.
+    "codeNode": lambda bot_id: {"engine": "js", "code": "_result.x = 1;"},
+    "templateNode": lambda bot_id: {"template": "#(1 + 1)"},
+}
+
+
+def test_every_node_type_the_editor_offers_saves(browser_page, workflow, bot):
+    page = browser_page
+    page.goto("/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "s3cret-pass")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    page.goto(f"/admin/workflows/workflow/{workflow.pk}/change/")
+    page.wait_for_selector(".svelte-flow__node-startNode")
+
+    offered = page.locator(".tf-toolbar-container-base .tf-btn")
+    for index in range(offered.count()):
+        offered.nth(index).drag_to(
+            page.locator(".svelte-flow__pane"), target_position={"x": 300 + 60 * index, "y": 600}
+        )
+        page.wait_for_timeout(200)
+    data = page.evaluate("() => window.workflowEditor.getData()")
+    dropped = [n for n in data["nodes"] if n["id"] not in ("start", "end")]
+    offered_types = {n["type"] for n in dropped}
+    # Start and end are offered too (a workflow keeps exactly one of each); nothing else.
+    assert offered_types >= set(REQUIRED_SETTINGS)
+    assert offered_types <= {"startNode", "endNode", *REQUIRED_SETTINGS}
+
+    # Keep one node of each runnable type, chain them, fill what each needs, and save.
+    chain = [n for n in dropped if n["type"] in REQUIRED_SETTINGS]
+    for node in chain:
+        node["data"].update(REQUIRED_SETTINGS[node["type"]](bot.pk))
+    ids = ["start", *(n["id"] for n in chain), "end"]
+    data["nodes"] = [n for n in data["nodes"] if n["id"] in ids]
+    data["edges"] = [
+        {"id": f"e{i}", "source": source, "target": target}
+        for i, (source, target) in enumerate(itertools.pairwise(ids))
+    ]
+    page.evaluate("data => window.workflowEditor.setData(data)", data)
+    page.wait_for_timeout(300)
+    page.click("input[name=_continue]")
+    page.wait_for_load_state()
+    errors = page.locator(".errorlist, .errornote").all_text_contents()
+    assert errors == [], errors
+    with ThreadPoolExecutor(1) as thread:
+        stored = thread.submit(lambda: Workflow.objects.get(pk=workflow.pk).definition).result()
+    assert {n.type for n in parse_definition(stored).nodes.values()} == {
+        "startNode",
+        "endNode",
+        *REQUIRED_SETTINGS,
+    }

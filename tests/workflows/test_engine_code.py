@@ -323,3 +323,40 @@ def test_parallel_code_nodes_do_not_crash_the_process():
     )
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.strip() == "ok"
+
+
+@pytest.mark.asyncio
+async def test_the_engine_can_give_scripts_read_only_globals_with_methods():
+    # How the engine hands scripts its view of a run (e.g. Tinyflow's _state): JSON data,
+    # frozen, plus trusted setup code that wraps it in methods. Nothing of it survives.
+    from workflows.engine.js import run_code
+
+    setup = """
+    globalThis._state = Object.freeze({
+      getExecuteCount() { return _stateData.count; },
+      isUpstreamFullyExecuted() { return _stateData.upstream.every(Boolean); },
+    });
+    """
+    code = """
+    _stateData.count = 99;                                   // ignored: frozen
+    try { _stateData.upstream.push(false); } catch (e) { _result.pushRefused = true; }
+    try { _state.getExecuteCount = null; } catch (e) {}
+    _result.count = _state.getExecuteCount();
+    _result.joined = _state.isUpstreamFullyExecuted();
+    """
+    result = await run_code(
+        code,
+        {"a": 1},
+        timeout_ms=300,
+        memory_mb=32,
+        read_only={"_stateData": {"count": 2, "upstream": [True, True]}},
+        setup=setup,
+    )
+    assert result == {"pushRefused": True, "count": 2, "joined": True}
+    after = await run_code(
+        "_result.kinds = typeof _state + ',' + typeof _stateData;",
+        {},
+        timeout_ms=300,
+        memory_mb=32,
+    )
+    assert after == {"kinds": "undefined,undefined"}

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench bench-engine fake-upstream screenshots
+.PHONY: run test install install-dev lint format check bench bench-engine bench-workflow-nodes fake-upstream screenshots vendor-tinyflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ bench: install-dev
 # Workflow engine time per shape (chain, fan-out, loops), in-process.
 bench-engine: install-dev
 	$(BIN)/python -m benchmarks.workflow_engine
+	$(BIN)/python -m benchmarks.workflow_nodes
+
+# Refresh the vendored Tinyflow editor (@tinyflow-ai/ui, LGPL-3.0) from the npm registry.
+TINYFLOW_VERSION ?= 1.2.3
+vendor-tinyflow: | $(BIN)/python
+	$(BIN)/python scripts/vendor_tinyflow.py --version $(TINYFLOW_VERSION)
+
+# Engine time of a 100-node templateNode chain and a 100-node codeNode chain (no server).
+bench-workflow-nodes: install-dev
+	$(BIN)/python -m benchmarks.workflow_nodes
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

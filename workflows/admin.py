@@ -21,6 +21,7 @@ from aiflowy.admin_pagination import EstimatedCountPaginator
 from aiflowy.errors import ApiError
 from workflows.checker_messages import checker_message
 from workflows.definitions import workflow_create, workflow_export_document, workflow_saved
+from workflows.editor import workflow_editor_config
 from workflows.engine import input_parameters
 from workflows.forms import ConfirmRunForm, TestRunForm, WorkflowAdminForm, WorkflowImportForm
 from workflows.graph import definition_svg
@@ -134,6 +135,11 @@ class WorkflowAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
         workflow_saved(workflow=obj)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        # Tinyflow's editor on the change page: its provider lists come from the project.
+        context["workflow_editor"] = workflow_editor_config()
+        return super().render_change_form(request, context, *args, **kwargs)
 
     # --- extra pages ---------------------------------------------------------------------
     def get_urls(self):
@@ -424,3 +430,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Search engines' admin lives in its own module.
+from workflows import admin_search  # noqa: E402,F401

@@ -131,3 +131,81 @@ class WorkflowStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} ({self.status})"
+
+
+class SearchEngine(models.Model):
+    """A web search engine that workflows' ``searchEngineNode`` may call, by ``name``.
+
+    The API key is stored encrypted (``workflows.search_engines.encrypt_secret``): it must be
+    sent to the engine, so it cannot be hashed, and a database dump alone must not reveal it.
+    """
+
+    class Kind(models.TextChoices):
+        SEARXNG = "searxng", _("SearXNG (JSON API)")
+        JSON = "json", _("generic JSON over HTTP")
+
+    class Method(models.TextChoices):
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+
+    name = models.SlugField(
+        _("name"),
+        max_length=100,
+        unique=True,
+        help_text=_("What workflows write in a search engine node's “engine”."),
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.SEARXNG)
+    url = models.URLField(
+        _("URL"),
+        max_length=500,
+        help_text=_("SearXNG: the instance's address. Generic JSON: the search endpoint."),
+    )
+    api_key_encrypted = models.TextField(_("API key (encrypted)"), blank=True, editable=False)
+    api_key_header = models.CharField(
+        _("API key header"), max_length=100, default="Authorization", blank=True
+    )
+    api_key_prefix = models.CharField(
+        _("API key prefix"), max_length=50, default="Bearer ", blank=True
+    )
+    method = models.CharField(
+        _("HTTP method"), max_length=10, choices=Method.choices, default=Method.GET
+    )
+    query_field = models.CharField(_("query field"), max_length=100, default="q")
+    limit_field = models.CharField(
+        _("limit field"),
+        max_length=100,
+        blank=True,
+        help_text=_("Leave empty if the API takes no result count."),
+    )
+    results_path = models.CharField(
+        _("results path"),
+        max_length=200,
+        default="results",
+        help_text=_("Dotted path to the result list in the answer, e.g. data.webPages.value."),
+    )
+    title_field = models.CharField(_("title field"), max_length=100, default="title")
+    content_field = models.CharField(_("content field"), max_length=100, default="content")
+    url_field = models.CharField(_("URL field"), max_length=100, default="url")
+    extra_params = models.JSONField(
+        _("extra parameters"),
+        default=dict,
+        blank=True,
+        help_text=_("Sent with every search (query parameters, or body fields for POST)."),
+    )
+    allow_private = models.BooleanField(
+        _("on a private network"),
+        default=False,
+        help_text=_("Allow a private or loopback address (a self-hosted SearXNG, say)."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("search engine")
+        verbose_name_plural = _("search engines")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.title or self.name

@@ -160,6 +160,96 @@ async def test_placeholders_in_code_are_filled_like_tinyflow():
 
 
 @pytest.mark.asyncio
+async def test_a_callers_text_in_a_placeholder_stays_data_and_never_runs():
+    # Issue 13: this input used to be spliced into the script and ran.
+    attack = 'x"; _result.greeting="INJECTED "+typeof eval; //'
+    parameters = [{"name": "name", "refType": "input"}]
+    for code in (
+        '_result.greeting = "Hello {{name}}";',
+        "_result.greeting = 'Hello {{name}}';",
+        "_result.greeting = `Hello {{name}}`;",
+        "_result.greeting = 'Hello ' + {{name}};",
+    ):
+        result = await run_code_node(
+            code, {"name": attack}, output_defs=["greeting"], parameters=parameters
+        )
+        assert result.status == "succeeded", (code, result.error)
+        assert result.result == {"greeting": "Hello " + attack}, code
+
+
+@pytest.mark.asyncio
+async def test_placeholders_in_code_carry_values_and_skip_comments():
+    code = """
+    // {{a}} in a comment stays as written
+    _result.sum = {{a}} + {{b}};                   /* {{b}} too */
+    _result.text = ('{{a}}' + "{{b}}").length + `:{{a}}`;
+    _result.re = /{{a}}/.source;
+    _result.missing = [{{nobody}} === null, '{{nobody}}'];
+    """
+    result = await run_code_node(code, output_defs=["sum", "text", "re", "missing"])
+    assert result.status == "succeeded", result.error
+    assert result.result == {
+        "sum": 5,
+        "text": "2:2",
+        "re": "{{a}}",
+        "missing": [True, "{{nobody}}"],
+    }
+
+
+@pytest.mark.asyncio
+async def test_binary_buffers_outside_the_memory_limit_are_not_available():
+    # Issue 13: a 1.5 GB ArrayBuffer filled inside a 32 MB sandbox used to succeed.
+    result = await run_code_node(
+        "var big = new ArrayBuffer(1536 * 1024 * 1024);"
+        " new Uint8Array(big).fill(1); _result.size = big.byteLength;"
+    )
+    assert result.status == "failed"
+    assert result.error == (
+        'node "code1" (代码) failed: ReferenceError: ArrayBuffer is not defined (line 1)'
+    )
+    kinds = await run_code_node(
+        "_result.kinds = [typeof Uint8Array, typeof Float64Array, typeof DataView,"
+        " typeof SharedArrayBuffer, typeof WebAssembly, typeof Atomics].join(',');",
+        output_defs=["kinds"],
+    )
+    assert kinds.result == {"kinds": ",".join(["undefined"] * 6)}
+
+
+@pytest.mark.asyncio
+async def test_no_state_survives_between_runs_on_a_reused_sandbox():
+    polluter = """
+    Array.prototype.evil = 1; Object.prototype.evil = 2; String.prototype.trim = null;
+    JSON.parse = null; Math = 5; var v = 1; implicit = 2; let l = 3;
+    Object.defineProperty(globalThis, 'stuck', {value: 1, configurable: false});
+    /(secret-[0-9]+)/.test('the secret-42');
+    Promise.resolve().then(function () { globalThis.late = 'leak'; });
+    _result.done = 1;
+    """
+    observer = """
+    _result.seen = [typeof [].evil, typeof ({}).evil, typeof ' x '.trim, typeof JSON.parse,
+      typeof Math, typeof v, typeof implicit, typeof l, typeof stuck, typeof late,
+      String(RegExp.$1), String(RegExp.lastMatch)].join(',');
+    """
+    # More runs than worker threads, so that every sandbox has run the polluter.
+    for _ in range(12):
+        await run_code_node(polluter)
+        seen = await run_code_node(observer, {"b": 1}, output_defs=["seen"])
+        assert seen.status == "succeeded", seen.error
+        assert seen.result == {
+            "seen": "undefined,undefined,function,function,object,undefined,undefined,"
+            "undefined,undefined,undefined,undefined,undefined"
+        }
+
+
+@pytest.mark.asyncio
+async def test_a_sandbox_that_timed_out_is_replaced():
+    first = await run_code_node("globalThis.half = 1; while (true) {}")
+    assert first.error == 'node "code1" (代码) failed: JavaScript took longer than 300 ms'
+    after = await run_code_node("_result.ok = typeof half;", output_defs=["ok"])
+    assert after.result == {"ok": "undefined"}
+
+
+@pytest.mark.asyncio
 async def test_retry_applies_to_code_nodes_too():
     defn = code_flow(
         "throw new Error('always')", retryEnable=True, maxRetryCount=1, retryIntervalMs=0
@@ -214,8 +304,10 @@ asyncio.run(main())
 
 def test_parallel_code_nodes_do_not_crash_the_process():
     """Six code nodes on parallel branches, five runs: V8 isolates used from several threads
-    at once crashed the whole process (a segfault) in about half of such runs. Run in a child
+    at once crashed the whole process (a segfault) in about half of such runs when every
+    evaluation created and destroyed its own isolate. Run in a child
     process, so that a crash fails this test instead of ending the test session."""
+    import os
     import subprocess
     import sys
 
@@ -224,9 +316,48 @@ def test_parallel_code_nodes_do_not_crash_the_process():
     child = subprocess.run(
         [sys.executable, "-c", PARALLEL_CODE_NODES],
         cwd=ROOT,
+        # Four JavaScript threads, each with its own long-lived isolate.
+        env={**os.environ, "AIFLOWY_JS_WORKERS": "4"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.strip() == "ok"
+
+
+@pytest.mark.asyncio
+async def test_the_engine_can_give_scripts_read_only_globals_with_methods():
+    # How the engine hands scripts its view of a run (e.g. Tinyflow's _state): JSON data,
+    # frozen, plus trusted setup code that wraps it in methods. Nothing of it survives.
+    from workflows.engine.js import run_code
+
+    setup = """
+    globalThis._state = Object.freeze({
+      getExecuteCount() { return _stateData.count; },
+      isUpstreamFullyExecuted() { return _stateData.upstream.every(Boolean); },
+    });
+    """
+    code = """
+    _stateData.count = 99;                                   // ignored: frozen
+    try { _stateData.upstream.push(false); } catch (e) { _result.pushRefused = true; }
+    try { _state.getExecuteCount = null; } catch (e) {}
+    _result.count = _state.getExecuteCount();
+    _result.joined = _state.isUpstreamFullyExecuted();
+    """
+    result = await run_code(
+        code,
+        {"a": 1},
+        timeout_ms=300,
+        memory_mb=32,
+        read_only={"_stateData": {"count": 2, "upstream": [True, True]}},
+        setup=setup,
+    )
+    assert result == {"pushRefused": True, "count": 2, "joined": True}
+    after = await run_code(
+        "_result.kinds = typeof _state + ',' + typeof _stateData;",
+        {},
+        timeout_ms=300,
+        memory_mb=32,
+    )
+    assert after == {"kinds": "undefined,undefined"}

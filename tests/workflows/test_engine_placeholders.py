@@ -66,7 +66,11 @@ async def render(template: str, variables: dict, parameters: list[dict] | None =
         ("single {a} stays for own parameters", "single 世界 stays for own parameters"),
         ("but {b} is not a parameter of this node", "but {b} is not a parameter of this node"),
         ("{{start1.b}} and {{b}}", "B and B"),
-        ("no code: {{a + 1}} #(a.toUpperCase()) #if(a)x#end", None),
+        # {{ }} takes no expressions; Enjoy directives run (see test_engine_enjoy.py).
+        (
+            "{{a + 1}} stays, Enjoy runs: #(a.length()) #if(a)x#end",
+            "{{a + 1}} stays, Enjoy runs: 2 x",
+        ),
     ],
 )
 async def test_template_placeholders(template, expected):

@@ -424,7 +424,15 @@ def parse_definition(data: Mapping[str, Any] | str | bytes) -> WorkflowDefinitio
     for node_id, node_type, title, node_data in headers:
         where = f'node "{node_id}"' + (f" ({title})" if title != node_id else "")
         params = parse_parameters(node_data, "parameters", where, node_id)
-        output_defs = parse_parameters(node_data, "outputDefs", where, node_id)
+        # The editor writes refType "ref" without a ref into every node's outputDefs; only an
+        # end node's outputDefs are references.
+        output_defs = parse_parameters(
+            node_data,
+            "outputDefs",
+            where,
+            node_id,
+            references=NODE_TYPES[node_type].output_defs_are_refs,
+        )
         condition = loose_text(node_data.get("condition"))
         retry_enable = loose_bool(node_data.get("retryEnable"))
         max_retry = loose_number(

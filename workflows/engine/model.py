@@ -149,7 +149,9 @@ def loose_number(
 # Parameters
 
 
-def _parse_parameter(raw: Any, where: str, node_id: str | None) -> Parameter:
+def _parse_parameter(
+    raw: Any, where: str, node_id: str | None, references: bool = True
+) -> Parameter:
     if not isinstance(raw, Mapping):
         raise DefinitionError(f"{where}: each parameter must be an object", node_id=node_id)
     name = loose_text(raw.get("name"))
@@ -161,7 +163,7 @@ def _parse_parameter(raw: Any, where: str, node_id: str | None) -> Parameter:
     value = raw.get("value")
     children_raw = raw.get("children") or []
     children = tuple(
-        _parse_parameter(child, f'{where}, parameter "{name}"', node_id)
+        _parse_parameter(child, f'{where}, parameter "{name}"', node_id, references)
         for child in (children_raw if isinstance(children_raw, list) else [])
     )
     ref_type_raw = raw.get("refType")
@@ -176,7 +178,7 @@ def _parse_parameter(raw: Any, where: str, node_id: str | None) -> Parameter:
             ref_type = "fixed"
         else:
             ref_type = "input"
-    if ref_type == "ref" and not ref and not children:
+    if ref_type == "ref" and not ref and not children and references:
         raise DefinitionError(
             f'{where}: parameter "{name}" is a reference but no value is selected for it',
             node_id=node_id,
@@ -203,11 +205,12 @@ def _parse_parameter(raw: Any, where: str, node_id: str | None) -> Parameter:
 
 
 def parse_parameters(
-    data: Mapping[str, Any], key: str, where: str, node_id: str
+    data: Mapping[str, Any], key: str, where: str, node_id: str, *, references: bool = True
 ) -> tuple[Parameter, ...]:
     """The parameter list ``data[key]`` (absent → empty; a plain name→value map → fixed values).
 
-    ``where`` (``node "http1" (查询)``) starts every error message.
+    ``where`` (``node "http1" (查询)``) starts every error message. ``references=False``: the
+    list declares names only (a node's own outputs), so a ``ref`` left empty is no error.
     """
     items = data.get(key)
     if items is None or items == "":
@@ -217,4 +220,4 @@ def parse_parameters(
         items = [{"name": k, "value": v, "refType": "fixed"} for k, v in items.items()]
     if not isinstance(items, list):
         raise DefinitionError(f"{where}: {key} must be a list", node_id=node_id)
-    return tuple(_parse_parameter(item, where, node_id) for item in items)
+    return tuple(_parse_parameter(item, where, node_id, references) for item in items)

@@ -346,8 +346,9 @@ class _Run:
         prelude, state = self.script_state(self_id, expression)
         names.update(state)
         return await eval_condition(
-            prelude + expression,
+            expression,
             names,
+            setup=prelude or None,
             timeout_ms=self.limits.js_timeout_ms,
             memory_mb=self.limits.js_memory_mb,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import code, confirm, end, http, llm, loop, start, template
+from . import code, confirm, end, http, llm, loop, search, start, template
 from .base import NodeContext, NodeType, resolve_parameters
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -26,11 +26,12 @@ NODE_TYPES: dict[str, NodeType] = {
         code.NODE_TYPE,
         loop.NODE_TYPE,
         confirm.NODE_TYPE,
+        search.NODE_TYPE,
     )
 }
 
 # Tinyflow node types we know but do not run (yet); named in the error so the author knows.
-KNOWN_UNSUPPORTED_NODE_TYPES = frozenset({"knowledgeNode", "searchEngineNode"})
+KNOWN_UNSUPPORTED_NODE_TYPES = frozenset({"knowledgeNode"})
 
 
 async def execute_node(ctx: NodeContext) -> dict[str, Any]:

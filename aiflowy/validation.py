@@ -12,6 +12,7 @@ PostgreSQL cannot store) and lone surrogates (which cannot be encoded as UTF-8).
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, Strict
@@ -27,14 +28,78 @@ Model = TypeVar("Model", bound=BaseModel)
 MAX_BIGINT = 2**63 - 1
 
 
-def json_object(body: bytes) -> dict:
-    """The body as a JSON object, or a 400 saying what is wrong with it."""
+# The deepest JSON a request may nest. Deeper input is refused while it is parsed, before
+# anything recursive downstream (serialisers, the database's JSON functions) meets it.
+MAX_JSON_DEPTH = 512
+# The longest integer literal a request may hold; Python's own str→int limit is 4,300 digits.
+MAX_JSON_INT_DIGITS = 1_000
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"a number has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    number = float(text)
+    if number in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:20]}… is out of range")
+    return number
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_depth_within(body: bytes, limit: int) -> bool:
+    """Whether `body` nests at most `limit` deep. Counting the brackets is a C-speed
+    upper bound that settles almost every request; only a body with more brackets than the
+    limit is scanned exactly (brackets inside strings do not count)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return True
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def json_value(body: bytes) -> Any:
+    """The body as a JSON value, or a 400 saying what is wrong with it. Refused while parsing,
+    so that nothing downstream meets them: nesting deeper than `MAX_JSON_DEPTH`, integers
+    longer than `MAX_JSON_INT_DIGITS` digits, numbers out of a double's range and
+    NaN/Infinity (which neither PostgreSQL's jsonb nor strict JSON readers take)."""
     if not body.strip():
         raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
+    if not _json_depth_within(body, MAX_JSON_DEPTH):
+        raise BadRequest(
+            f"Request body is nested deeper than {MAX_JSON_DEPTH} levels.", code="invalid_json"
+        )
     try:
-        data = json.loads(body)
+        return json.loads(
+            body, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+        )
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def json_object(body: bytes) -> dict:
+    """The body as a JSON object (see `json_value`), or a 400 saying what is wrong with it."""
+    data = json_value(body)
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
     return data

@@ -203,6 +203,16 @@ def text_checked(value: str) -> str:
     return value
 
 
+def is_storable_text(value: str) -> bool:
+    """Whether `value` passes `text_checked` (for values that are looked up, not validated:
+    a path segment with a NUL names nothing, and must not reach PostgreSQL)."""
+    try:
+        text_checked(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
 def _json_checked(value: Any) -> Any:
     """`text_checked` on every string (keys included) of a decoded JSON value; iterative, so
     a value nested as deep as the JSON decoder allows cannot exhaust the stack."""

@@ -15,7 +15,14 @@ import json
 import math
 from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
@@ -26,6 +33,8 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # The largest id or offset the database takes (PostgreSQL's bigint).
 MAX_BIGINT = 2**63 - 1
+# A number sent as a string of ASCII digits (for the OpenAPI schema).
+DIGITS = StringConstraints(pattern=r"^\s*[0-9]+\s*$")
 
 
 # The deepest JSON a request may nest. Deeper input is refused while it is parsed, before
@@ -261,7 +270,7 @@ def integer_between(lo: int, hi: int, phrase: str | None = None) -> PlainValidat
             return value
         raise PydanticCustomError("integer", phrase)
 
-    return PlainValidator(check)
+    return PlainValidator(check, json_schema_input_type=int | Annotated[str, DIGITS])
 
 
 def between(lo: float, hi: float) -> AfterValidator:
@@ -287,4 +296,6 @@ Flag = Annotated[bool, BeforeValidator(_none_is_false), Strict()]
 # A string that can be stored and encoded.
 Text = Annotated[str, Strict(), AfterValidator(text_checked)]
 # A JSON object (null is {}) whose strings can be stored and encoded, at any depth.
-JsonObject = Annotated[dict[str, Any], PlainValidator(_json_object)]
+JsonObject = Annotated[
+    dict[str, Any], PlainValidator(_json_object, json_schema_input_type=dict[str, Any] | None)
+]

@@ -15,11 +15,94 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError
 from aiflowy.llm import Completion, StreamEnd
 from aiflowy.sse import sse_event
+
+
+# --- the shapes (return types below; the OpenAPI schema is generated from them) ----------------
+class OpenAIErrorDetail(TypedDict):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(TypedDict):
+    """OpenAI's error, which the openai SDKs parse into their exception classes."""
+
+    error: OpenAIErrorDetail
+
+
+class UsageBody(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionMessage(TypedDict):
+    role: Literal["assistant"]
+    content: str
+    refusal: None
+
+
+class CompletionChoice(TypedDict):
+    index: int
+    message: CompletionMessage
+    logprobs: None
+    finish_reason: str | None
+
+
+class CompletionBody(TypedDict):
+    """`chat.completion` (with FastGPT's `responseData` when `detail` is true)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageBody
+    responseData: NotRequired[list[dict[str, Any]]]
+
+
+class ChunkDelta(TypedDict, total=False):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChunkChoice(TypedDict):
+    index: int
+    delta: ChunkDelta
+    logprobs: None
+    finish_reason: str | None
+
+
+class ChunkBody(TypedDict):
+    """`chat.completion.chunk`; the stream ends with the data `[DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: NotRequired[UsageBody | None]
+
+
+class ModelBody(TypedDict):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelListBody(TypedDict):
+    object: Literal["list"]
+    data: list[ModelBody]
+
 
 _ERROR_TYPES = {
     401: "authentication_error",
@@ -40,7 +123,7 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "invalid_request_error")
 
 
-def error_body(error: ApiError) -> dict[str, Any]:
+def error_body(error: ApiError) -> OpenAIError:
     """OpenAI's error shape, which the openai SDKs parse into their exception classes."""
     return {
         "error": {
@@ -70,7 +153,7 @@ class CompletionHeader:
         return cls(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
 
 
-def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage_body(prompt_tokens: int, completion_tokens: int) -> UsageBody:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -78,7 +161,7 @@ def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def completion_body(header: CompletionHeader, completion: Completion) -> dict[str, Any]:
+def completion_body(header: CompletionHeader, completion: Completion) -> CompletionBody:
     """`chat.completion`: the whole answer."""
     return {
         "id": header.id,
@@ -103,10 +186,10 @@ def chunk_body(
     *,
     finish_reason: str | None = None,
     include_usage: bool = False,
-) -> dict[str, Any]:
+) -> ChunkBody:
     """`chat.completion.chunk` with one choice. With `include_usage`, OpenAI sends
     `"usage": null` on every chunk but the final usage chunk; so do we."""
-    body: dict[str, Any] = {
+    body: ChunkBody = {
         "id": header.id,
         "object": "chat.completion.chunk",
         "created": header.created,
@@ -118,7 +201,7 @@ def chunk_body(
     return body
 
 
-def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> dict[str, Any]:
+def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> ChunkBody:
     """The chunk after the `finish_reason` chunk when `stream_options.include_usage` is set."""
     return {
         "id": header.id,
@@ -174,12 +257,12 @@ async def completion_events(
 
 
 # --- models -----------------------------------------------------------------------------------
-def model_body(*, name: str, created_at: datetime | None) -> dict[str, Any]:
+def model_body(*, name: str, created_at: datetime | None) -> ModelBody:
     """One bot as an OpenAI model: its `id` is the bot's name (its numeric id is accepted as
     `model` too)."""
     created = int(created_at.timestamp()) if created_at else 0
     return {"id": name, "object": "model", "created": created, "owned_by": "aiflowy"}
 
 
-def model_list_body(models: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def model_list_body(models: Iterable[ModelBody]) -> ModelListBody:
     return {"object": "list", "data": list(models)}

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench fake-upstream vendor-redoc
+.PHONY: run test install install-dev lint format check bench fake-upstream vendor-redoc bench-floor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ check: install-dev
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+
+# aiflowy against a bare forwarder under the same uvicorn: ratios, 1,000 streams, a profile.
+bench-floor: install-dev
+	$(BIN)/python -m benchmarks.floor --profile 2000 $(BENCH_ARGS)
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

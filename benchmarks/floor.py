@@ -180,6 +180,7 @@ def main() -> None:
             return runs, streams
 
         runs, streams = asyncio.run(measure())
+        streams["two_processes"] = two_processes(env, plain["aiflowy"][1], args)
         profile_path = None
         if args.profile:
             profile_path = profile(env, plain["aiflowy"][1], args.profile)
@@ -240,6 +241,11 @@ def report(runs: list[dict], streams: dict, args: argparse.Namespace) -> None:
         f"{streams['seconds']:.1f} s, RSS {streams['rss_before']:.0f} -> "
         f"{streams['rss_after']:.0f} MB (+{growth:.0f} MB; budget 0 errors, <= 200 MB)"
     )
+    one, two = streams["two_processes"]
+    print(
+        f"  chats/s at {args.concurrency} callers, two uvicorn workers against one (same "
+        f"period): {two:.0f} against {one:.0f} -> {two / one:.2f}x (budget >= 1.8x)"
+    )
     errors = sum(r[name]["errors"] for r in runs for name in r)
     print(f"  non-200 answers in the latency and throughput runs: {errors}")
     if misses:
@@ -276,6 +282,28 @@ def print_profile_groups(path: str, chats: int) -> None:
         totals[group] = totals.get(group, 0.0) + own
     for group, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {group:<45} {seconds * 1e6 / chats:8.0f} µs/chat")
+
+
+def two_processes(env: dict, request: bytes, args: argparse.Namespace) -> tuple[float, float]:
+    """Chats/s at `--concurrency` callers of one uvicorn worker, then of two (`--workers 2`)."""
+    rates = []
+    for workers in ("1", "2"):
+        port = free_port()
+        process = start_process(
+            [*UVICORN, "--workers", workers, "--port", str(port), "config.asgi:application"],
+            env=env,
+            log_path=None,
+        )
+        try:
+            wait_for_port(process, port, what=f"aiflowy x{workers}")
+            asyncio.run(run_load(port, request, 400, args.concurrency))  # warm every worker
+            lat, _, _, elapsed = asyncio.run(
+                run_load(port, request, args.requests, args.concurrency)
+            )
+            rates.append(len(lat) / elapsed)
+        finally:
+            stop_process(process)
+    return rates[0], rates[1]
 
 
 def profile(env: dict, request: bytes, chats: int) -> str:

@@ -17,6 +17,7 @@ from django.db import connection
 
 from aiflowy.testing.servers import free_port, start_process, stop_process, wait_for_port
 from aiflowy.testing.tcp_proxy import TcpProxy
+from chat.models import Message
 from tests.conftest import ROOT, _database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,6 +103,15 @@ def test_postgresql_down_is_a_prompt_503_in_each_shape_and_recovers_without_rest
         wait_until(lambda: client.get("/v1/models", headers=auth).status_code == 200, timeout=30)
         answer = client.post("/api/v1/aiBot/externalChat", headers=auth, json=chat)
         assert answer.status_code == 200, answer.text
+    # Nothing half-written: the refused chat left no trace, the accepted one is whole.
+    stored = wait_until(
+        lambda: (
+            list(Message.objects.filter(conversation__bot=bot).values_list("role", "status"))
+            if Message.objects.filter(conversation__bot=bot, role="assistant").exists()
+            else None
+        )
+    )
+    assert stored == [("user", "complete"), ("assistant", "complete")]
     log = (ROOT / ".pytest_cache" / "uvicorn-outage.log").read_text()
     assert "Traceback" not in log
 

@@ -6,6 +6,7 @@ in-process); and when the dependency returns, the same process serves again, no 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from django.db import connection
+from websockets.sync.client import connect
 
 from aiflowy.testing.servers import free_port, start_process, stop_process, wait_for_port
 from aiflowy.testing.tcp_proxy import TcpProxy
@@ -129,6 +131,16 @@ def test_redis_down_keeps_rate_limited_keys_working(outage_server, bot, make_key
             response, seconds = timed(lambda: client.get("/v1/models", headers=auth))
             assert response.status_code == 200, response.text
             assert seconds < PROMPT_SECONDS
+        # A WebSocket handshake and a request frame of that key work too.
+        ws_url = base.replace("http://", "ws://") + "/ws/v1/aiBot/chat"
+        with connect(ws_url, subprotocols=["aiflowy", f"apikey.{key}"]) as socket:
+            socket.send(
+                json.dumps({"botId": bot.id, "messages": [{"role": "user", "content": "hi"}]})
+            )
+            frames = [json.loads(socket.recv(timeout=10))]
+            while frames[-1]["status"] not in ("END", "ERROR"):
+                frames.append(json.loads(socket.recv(timeout=10)))
+            assert frames[-1]["status"] == "END", frames
         redis.recover()
         time.sleep(2.5)  # the limiter retries Redis after REDIS_RETRY_SECONDS
         assert client.get("/v1/models", headers=auth).status_code == 200

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench bench-engine bench-workflow-nodes fake-upstream screenshots vendor-tinyflow
+.PHONY: run test install install-dev lint format check bench bench-engine bench-workflow-nodes bench-floor fake-upstream screenshots vendor-tinyflow vendor-redoc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,9 +65,28 @@ vendor-tinyflow: | $(BIN)/python
 bench-workflow-nodes: install-dev
 	$(BIN)/python -m benchmarks.workflow_nodes
 
+# aiflowy against a bare forwarder under the same uvicorn: ratios, 1,000 streams, a profile.
+bench-floor: install-dev
+	$(BIN)/python -m benchmarks.floor --profile 2000 $(BENCH_ARGS)
+
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100
 
 # The README's share-link and playground screenshots (docs/images/), taken in Chromium.
 screenshots: install-dev
 	$(BIN)/python docs/screenshots.py
+
+# Refresh the vendored Redoc of /api/docs/ (unmodified files from the drf-spectacular-sidecar
+# wheel; see aiflowy/static/aiflowy/vendor/redoc/README.md).
+REDOC_SIDECAR_VERSION ?= 2026.10.1
+REDOC_DIR := aiflowy/static/aiflowy/vendor/redoc
+vendor-redoc: | $(BIN)/python
+	rm -rf .vendor-redoc && mkdir .vendor-redoc
+	$(BIN)/pip download -q --no-deps -d .vendor-redoc drf-spectacular-sidecar==$(REDOC_SIDECAR_VERSION)
+	cd .vendor-redoc && unzip -q -o *.whl 'drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc/*'
+	cp .vendor-redoc/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc/LICENSE \
+	   .vendor-redoc/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js \
+	   .vendor-redoc/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js.LICENSE.txt \
+	   $(REDOC_DIR)/
+	rm -rf .vendor-redoc
+	sed -i 's/sidecar` [0-9.]* wheel/sidecar` $(REDOC_SIDECAR_VERSION) wheel/' $(REDOC_DIR)/README.md

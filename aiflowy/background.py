@@ -7,6 +7,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from aiflowy.errors import is_unavailable
+
 logger = logging.getLogger(__name__)
 
 _running: set[asyncio.Task] = set()
@@ -22,5 +24,12 @@ def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio
 
 def _finished(task: asyncio.Task) -> None:
     _running.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    if is_unavailable(exc):  # an outage, already answered as 503s: one line, no traceback
+        logger.warning(
+            "Background task %s failed: %s: %s", task.get_name(), type(exc).__name__, exc
+        )
+        return
+    logger.error("Background task %s failed", task.get_name(), exc_info=exc)

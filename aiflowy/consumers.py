@@ -42,6 +42,7 @@ from aiflowy.errors import (
 )
 from aiflowy.requestcontext import request_started
 from aiflowy.sse import PING, SSE_HEADERS, json_dumps
+from aiflowy.validation import json_value
 from aiflowy.wire import aiflowy as aiflowy_wire
 
 logger = logging.getLogger(__name__)
@@ -338,19 +339,27 @@ class ApiSocketConsumer(AsyncJsonWebsocketConsumer):
 
         self.answering = asyncio.create_task(run())
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None:
-            frames = BadRequest("Send requests as JSON text frames.", code="invalid_json")
-            await self.send_error(frames)
-            return
-        await super().receive(text_data=text_data)
-
-    async def decode_json(self, text_data: str) -> Any:
-        """Undecodable frames reach `receive_json` as None (a request error, not a crash)."""
+    async def websocket_receive(self, message: dict) -> None:
+        """Every frame gets an answer: Channels' own decoding raises on an empty text frame
+        (and the server then drops the socket without a word), so frames are decoded here,
+        with the same rules as an HTTP body (size cap, JSON object, depth and number limits),
+        and anything wrong is an error frame on a socket that stays open."""
+        text = message.get("text")
         try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+            if text is None:
+                raise BadRequest("Send requests as JSON text frames.", code="invalid_json")
+            if len(text) > settings.AIFLOWY_MAX_BODY_BYTES:  # characters ≤ bytes: cheap first
+                size = len(text.encode("utf-8", "surrogatepass"))
+                if size > settings.AIFLOWY_MAX_BODY_BYTES:
+                    raise BadRequest(
+                        f"Frame is larger than {settings.AIFLOWY_MAX_BODY_BYTES} bytes.",
+                        code="body_too_large",
+                    )
+            content = json_value(text.encode("utf-8", "surrogatepass"))
+        except Exception as exc:
+            await self.send_error(exc)
+            return
+        await self.receive_json(content)
 
     async def disconnect(self, code: int) -> None:
         if self.busy:

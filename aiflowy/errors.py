@@ -122,10 +122,44 @@ class RunTimedOut(RunFailed):
 INTERNAL_ERROR_MESSAGE = "Internal error; the operator has the details."
 
 
+UNAVAILABLE_MESSAGE = "A service this API depends on is unavailable; retry in a few seconds."
+UNAVAILABLE_RETRY_AFTER_SECONDS = 2
+# A store that cannot be reached (or answered too late: connect, pool and statement timeouts)
+# is a 503 the caller may retry, not a bug. Named, not imported: this module imports no
+# Django or driver (docs/architecture.md).
+_UNAVAILABLE_ERRORS = frozenset(
+    {
+        ("django.db.utils", "OperationalError"),
+        ("django.db.utils", "InterfaceError"),
+        ("psycopg", "OperationalError"),
+        ("psycopg_pool", "PoolTimeout"),
+        ("redis.exceptions", "ConnectionError"),
+        ("redis.exceptions", "TimeoutError"),
+    }
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says a database or Redis could not be reached in time."""
+    return any((cls.__module__, cls.__name__) in _UNAVAILABLE_ERRORS for cls in type(exc).__mro__)
+
+
 def as_api_error(exc: BaseException, *, where: str = "") -> ApiError:
     """`exc` as the error a caller may see. Unexpected exceptions are logged here, once, with
-    their traceback, and become a 500 that does not repeat their text."""
+    their traceback, and become a 500 that does not repeat their text; a store that cannot be
+    reached is a 503 with `Retry-After`, logged in one line."""
     if isinstance(exc, ApiError):
         return exc
+    if is_unavailable(exc):
+        logger.warning(
+            "Service unavailable%s: %s: %s",
+            f" in {where}" if where else "",
+            type(exc).__name__,
+            str(exc)[:300],
+        )
+        return ServiceUnavailable(
+            UNAVAILABLE_MESSAGE,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     logger.error("Unhandled error%s", f" in {where}" if where else "", exc_info=exc)
     return InternalError(INTERNAL_ERROR_MESSAGE)

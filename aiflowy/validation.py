@@ -12,9 +12,17 @@ PostgreSQL cannot store) and lone surrogates (which cannot be encoded as UTF-8).
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
@@ -25,16 +33,84 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # The largest id or offset the database takes (PostgreSQL's bigint).
 MAX_BIGINT = 2**63 - 1
+# A number sent as a string of ASCII digits (for the OpenAPI schema).
+DIGITS = StringConstraints(pattern=r"^\s*[0-9]+\s*$")
+
+
+# The deepest JSON a request may nest. Deeper input is refused while it is parsed, before
+# anything recursive downstream (serialisers, the database's JSON functions) meets it.
+MAX_JSON_DEPTH = 512
+# The longest integer literal a request may hold; Python's own str→int limit is 4,300 digits.
+MAX_JSON_INT_DIGITS = 1_000
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"a number has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    number = float(text)
+    if number in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:20]}… is out of range")
+    return number
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+)
+
+
+def _json_depth_within(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests at most `limit` deep (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend(
+                (member, depth + 1) for member in item.values() if isinstance(member, (dict, list))
+            )
+        elif isinstance(item, list):
+            stack.extend((member, depth + 1) for member in item if isinstance(member, (dict, list)))
+    return True
+
+
+def json_value(body: bytes) -> Any:
+    """The body as a JSON value, or a 400 saying what is wrong with it. Refused while parsing,
+    so that nothing downstream meets them: nesting deeper than `MAX_JSON_DEPTH`, integers
+    longer than `MAX_JSON_INT_DIGITS` digits, numbers out of a double's range and
+    NaN/Infinity (which neither PostgreSQL's jsonb nor strict JSON readers take)."""
+    if not body.strip():
+        raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
+    too_deep = BadRequest(
+        f"Request body is nested deeper than {MAX_JSON_DEPTH} levels.", code="invalid_json"
+    )
+    try:
+        # What json.loads does with bytes, through one decoder built once (json.loads with
+        # hooks would build a decoder per call).
+        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except RecursionError:  # deeper than the decoder goes (about 1,000 levels)
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    # Counting brackets is a C-speed upper bound on the depth that settles almost every body.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and not _json_depth_within(
+        value, MAX_JSON_DEPTH
+    ):
+        raise too_deep
+    return value
 
 
 def json_object(body: bytes) -> dict:
-    """The body as a JSON object, or a 400 saying what is wrong with it."""
-    if not body.strip():
-        raise BadRequest("Request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    """The body as a JSON object (see `json_value`), or a 400 saying what is wrong with it."""
+    data = json_value(body)
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
     return data
@@ -138,6 +214,16 @@ def text_checked(value: str) -> str:
     return value
 
 
+def is_storable_text(value: str) -> bool:
+    """Whether `value` passes `text_checked` (for values that are looked up, not validated:
+    a path segment with a NUL names nothing, and must not reach PostgreSQL)."""
+    try:
+        text_checked(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
 def json_checked(value: Any) -> Any:
     """`text_checked` on every string (keys included) of a decoded JSON value; iterative, so
     a value nested as deep as the JSON decoder allows cannot exhaust the stack."""
@@ -186,7 +272,7 @@ def integer_between(lo: int, hi: int, phrase: str | None = None) -> PlainValidat
             return value
         raise PydanticCustomError("integer", phrase)
 
-    return PlainValidator(check)
+    return PlainValidator(check, json_schema_input_type=int | Annotated[str, DIGITS])
 
 
 def between(lo: float, hi: float) -> AfterValidator:
@@ -212,4 +298,6 @@ Flag = Annotated[bool, BeforeValidator(_none_is_false), Strict()]
 # A string that can be stored and encoded.
 Text = Annotated[str, Strict(), AfterValidator(text_checked)]
 # A JSON object (null is {}) whose strings can be stored and encoded, at any depth.
-JsonObject = Annotated[dict[str, Any], PlainValidator(_json_object)]
+JsonObject = Annotated[
+    dict[str, Any], PlainValidator(_json_object, json_schema_input_type=dict[str, Any] | None)
+]

@@ -3,7 +3,10 @@ endpoints use it (HTTP consumers, the WebSocket consumer, DRF views), so no endp
 its own prologue.
 
 `Authorization: <key>` (AIFlowy) and `Authorization: Bearer <key>` (OpenAI, FastGPT) are both
-accepted; over WebSocket also `?api_key=`, because browsers cannot set headers there.
+accepted. Browsers cannot set headers on a WebSocket: there the key may come as a subprotocol,
+`new WebSocket(url, ["aiflowy", "apikey." + key])` (the server answers with `aiflowy`, never
+echoing the key), which keeps it out of URLs and so out of access logs; `?api_key=` is still
+accepted for older clients (and masked in logs by `aiflowy.logredact`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from aiflowy.errors import ApiError, Unauthorized
 from aiflowy.ratelimit import rate_limit_hit
 from apikeys.selectors import ApiKeyPrincipal, api_key_principal_get
 from apikeys.services import api_key_mark_used
+
+# A browser's WebSocket offers `SUBPROTOCOL` and `apikey.<key>`; the server picks `SUBPROTOCOL`.
+SUBPROTOCOL = "aiflowy"
+SUBPROTOCOL_KEY_PREFIX = "apikey."
 
 # `last_used_at` is written at most once a minute per key and process: a write per request
 # would put the database on the hot path.
@@ -96,11 +103,20 @@ class ApiKeySocketConsumer(ApiSocketConsumer):
 
     async def authenticate(self) -> ApiKeyPrincipal:
         return await authenticate(
-            self.header(b"authorization"), query_key=self.query_param("api_key")
+            self.header(b"authorization"),
+            query_key=self.subprotocol_key() or self.query_param("api_key"),
         )
 
+    def subprotocol_key(self) -> str | None:
+        for offered in self.scope.get("subprotocols") or ():
+            if offered.startswith(SUBPROTOCOL_KEY_PREFIX):
+                return offered[len(SUBPROTOCOL_KEY_PREFIX) :] or None
+        return None
+
     async def connect(self) -> None:
-        await self.accept()
+        # A browser that offered subprotocols fails the handshake unless one is chosen.
+        offered = self.scope.get("subprotocols") or ()
+        await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         try:
             await self.authenticate()
         except ApiError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 
 from aiflowy.errors import BadRequest, Forbidden, NotFound
+from aiflowy.validation import is_storable_text
 from apikeys.selectors import ApiKeyPrincipal
 from bots.models import Bot
 from bots.selectors import BotConfig, bot_config_find, bot_config_get, bot_configs_list
@@ -69,7 +70,7 @@ async def bot_for_model(api_key: ApiKeyPrincipal, model: str | None) -> BotConfi
 
 async def bot_for_model_name(api_key: ApiKeyPrincipal, model: str) -> BotConfig:
     """The bot `model` names (its name, or its id in digits), enabled and in the key's scope."""
-    bot = await bot_config_find(model)
+    bot = await bot_config_find(model) if is_storable_text(model) else None
     if bot is None or not bot.enabled:
         raise NotFound(
             f"The bot '{model}' does not exist or is disabled.",

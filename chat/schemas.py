@@ -106,7 +106,11 @@ def _content(value: Any, info: ValidationInfo) -> str:
 # The default lets `_content` see a missing content (allowed on assistant turns), so every
 # message comes out with one.
 _Content = NotRequired[
-    Annotated[str, Field(default=None, validate_default=True), PlainValidator(_content)]
+    Annotated[
+        str,
+        Field(default=None, validate_default=True),
+        PlainValidator(_content, json_schema_input_type=str | list[dict[str, Any]] | None),
+    ]
 ]
 
 
@@ -345,15 +349,19 @@ class ChatCompletionRequest(BaseModel):
     # Before `messages`, whose check needs it.
     chat_id: ChatId = Field("", alias="chatId")
     messages: Annotated[list[OpenAIChatMessage], Field(min_length=1)]
-    model: Annotated[str, PlainValidator(_model_name)] | None = None
-    n: Annotated[int, PlainValidator(_choices)] | None = None
+    model: Annotated[str, PlainValidator(_model_name, json_schema_input_type=str | int)] | None = (
+        None
+    )
+    n: Annotated[int, PlainValidator(_choices, json_schema_input_type=int)] | None = None
     stream: Flag = False
     stream_options: StreamOptions | None = None
     max_completion_tokens: PositiveInt | None = None
     legacy_max_tokens: PositiveInt | None = Field(None, alias="max_tokens")
     temperature: Annotated[float, Strict(), between(0, 2)] | None = None
     top_p: Annotated[float, Strict(), between(0, 1)] | None = None
-    stop: Annotated[list[str], PlainValidator(_stop)] | None = None
+    stop: (
+        Annotated[list[str], PlainValidator(_stop, json_schema_input_type=str | list[str])] | None
+    ) = None
     user: Annotated[Text, AfterValidator(_blank_is_none)] | None = None
     variables: JsonObject = Field(default_factory=dict)
     custom_uid: ExternalId = Field("", alias="customUid")

@@ -264,3 +264,18 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+# --- Failing fast when PostgreSQL is unreachable (issue 16) -----------------------------------
+# A request that needs the database answers 503 (with Retry-After) within about this long when
+# PostgreSQL is down, instead of stalling for the driver's and pool's 30 s defaults; the pool
+# reconnects on its own once the database is back (no restart). A statement running longer
+# than the statement timeout is cancelled by the server (also a 503).
+AIFLOWY_DB_CONNECT_TIMEOUT_SECONDS = env.int("AIFLOWY_DB_CONNECT_TIMEOUT_SECONDS", default=2)
+AIFLOWY_DB_STATEMENT_TIMEOUT_MS = env.int("AIFLOWY_DB_STATEMENT_TIMEOUT_MS", default=30_000)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options.setdefault("connect_timeout", AIFLOWY_DB_CONNECT_TIMEOUT_SECONDS)
+    _db_options.setdefault("options", f"-c statement_timeout={AIFLOWY_DB_STATEMENT_TIMEOUT_MS}")
+    if isinstance(_db_options.get("pool"), dict):
+        # How long a request waits for a pooled connection (psycopg_pool's default: 30 s).
+        _db_options["pool"].setdefault("timeout", AIFLOWY_DB_CONNECT_TIMEOUT_SECONDS)

@@ -4,14 +4,15 @@ An `llmNode`'s `llmId` names a **bot**, by id (a number or a string of digits, a
 exports write it) or by name. The node runs on that bot's provider and model; the bot's
 system prompt is used when the node has none, and the bot's reply-length limit when the node
 sets none. Temperature and top-p come from the node (the engine fills Tinyflow's defaults).
-A key's bot scope does not apply here: the workflow's author chose the bot, and the key's
-workflow scope already decided whether the caller may run it.
+A key's bot scope applies to the bots a workflow's LLM nodes name (`bots_out_of_scope`,
+checked before a run starts): a key limited to some bots cannot reach another through a
+workflow. A key with no workflow scope may run every workflow, within its bot scope.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiflowy.errors import UpstreamError
 from aiflowy.llm import GenerationParams, StreamEnd, delta_text, llm_complete, llm_stream
@@ -41,6 +42,19 @@ def bots_for_definition(definition: WorkflowDefinition) -> dict[str | int, BotCo
         if bot is not None:
             found[llm_id] = bot
     return found
+
+
+async def bots_out_of_scope(
+    definition: WorkflowDefinition, may_use_bot: Callable[[int], bool]
+) -> list[BotConfig]:
+    """The bots the definition's LLM nodes name that `may_use_bot` refuses (names that find no
+    bot are left to fail in their node, as for any caller)."""
+    refused = []
+    for llm_id in sorted(_llm_ids(definition), key=str):
+        bot = await bot_config_find(llm_id)
+        if bot is not None and not may_use_bot(bot.id):
+            refused.append(bot)
+    return refused
 
 
 async def bot_for_llm_id(llm_id: str | int | None, bots: BotLookup | None = None) -> BotConfig:

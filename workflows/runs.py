@@ -54,7 +54,7 @@ from workflows.engine import (
 )
 from workflows.engine.values import to_jsonable
 from workflows.errors import WorkflowInvalid
-from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition
+from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition, bots_out_of_scope
 from workflows.models import Workflow, WorkflowRun
 from workflows.recorder import RunRecord, run_records_write, run_writer
 from workflows.selectors import WorkflowConfig, workflow_config_get
@@ -80,6 +80,14 @@ async def workflow_for_key(api_key: ApiKeyPrincipal, workflow_id: int) -> Workfl
             f"Workflow {workflow_id} cannot run: its definition is invalid "
             f"({workflow.definition_error}). The operator has to fix it."
         )
+    if api_key.bot_ids is not None:
+        refused = await bots_out_of_scope(workflow.definition, api_key.may_use_bot)
+        if refused:
+            names = ", ".join(f'"{bot.name}"' for bot in refused)
+            raise Forbidden(
+                f"This API key may not use workflow {workflow_id}: its LLM nodes use "
+                f"{names}, outside the key's bots."
+            )
     return workflow
 
 

@@ -17,7 +17,8 @@ Behaviour is chosen by the request, so one server serves every test at once. By 
   identical choices (non-stream);
 - otherwise: `Echo: <last user message>`, streamed word by word when asked.
 By the requested model name:
-- a model containing `fail500` / `fail429`: that HTTP error, in OpenAI's error body;
+- a model containing `fail500` / `fail429`: that HTTP error, in OpenAI's error body
+  (`fail429retry`: with `Retry-After: 7`);
 - `hang`: never answers (until the client gives up or the server stops);
 - `cut`: streams two words, then drops the connection (non-stream: drops it at once);
 - `slow`: streams one word every 0.1 s, up to 300 of them (for disconnect tests);
@@ -316,10 +317,13 @@ class FakeUpstream:
                 writer.close()
 
     @staticmethod
-    def _head(status: int, content_type: str, length: int | None) -> bytes:
+    def _head(
+        status: int, content_type: str, length: int | None, extra: dict[str, str] | None = None
+    ) -> bytes:
         lines = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
             f"Content-Type: {content_type}",
+            *(f"{name}: {value}" for name, value in (extra or {}).items()),
         ]
         if length is None:
             lines.append("Transfer-Encoding: chunked")
@@ -327,9 +331,15 @@ class FakeUpstream:
             lines.append(f"Content-Length: {length}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-    async def _send_json(self, writer: asyncio.StreamWriter, status: int, data: Any) -> None:
+    async def _send_json(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        data: Any,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
         body = json.dumps(data).encode()
-        writer.write(self._head(status, "application/json", len(body)) + body)
+        writer.write(self._head(status, "application/json", len(body), extra_headers) + body)
         await writer.drain()
 
     async def _route(self, method, path, headers, raw, reader, writer) -> bool:
@@ -361,7 +371,10 @@ class FakeUpstream:
             return True
         if "fail429" in model:
             await self._send_json(
-                writer, 429, {"error": {"message": "upstream quota exceeded", "type": "rate_limit"}}
+                writer,
+                429,
+                {"error": {"message": "upstream quota exceeded", "type": "rate_limit"}},
+                extra_headers={"Retry-After": "7"} if "fail429retry" in model else None,
             )
             return True
         if "hang" in model:

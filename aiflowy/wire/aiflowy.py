@@ -13,16 +13,142 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, NotRequired, Protocol
+
+from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError, RunFailed
 from aiflowy.llm import Completion, StreamEnd, delta_text
 from aiflowy.sse import sse_event
 
 
-def error_body(error: ApiError) -> dict[str, Any]:
+# --- the shapes (return types below; the OpenAPI schema is generated from them) ----------------
+class AiflowyError(TypedDict):
+    """AIFlowy's error: `errorCode` is the HTTP status; `param` names the field at fault;
+    `runId` / `nodeId` when a workflow run failed."""
+
+    errorCode: int
+    message: str
+    param: NotRequired[str]
+    runId: NotRequired[str]
+    nodeId: NotRequired[str | None]
+
+
+class AiflowyErrorFrame(AiflowyError):
+    """The final frame (SSE event or WebSocket frame) of an answer that failed."""
+
+    status: Literal["ERROR"]
+    created: int
+
+
+class Usage(TypedDict):
+    promptTokens: int
+    completionTokens: int
+    totalTokens: int
+
+
+class AnswerMessage(TypedDict):
+    role: Literal["assistant"]
+    content: str
+
+
+class AnswerChoice(TypedDict):
+    index: int
+    message: AnswerMessage
+
+
+class AnswerBody(TypedDict):
+    """externalChat's JSON answer."""
+
+    status: Literal["END"]
+    created: int
+    usage: Usage
+    choices: AnswerChoice
+
+
+class DeltaChoice(TypedDict):
+    index: int
+    delta: AnswerMessage
+
+
+class AnswerFrame(TypedDict):
+    """One frame of a streamed answer: START (first token), MIDDLE, END (with usage)."""
+
+    status: Literal["START", "MIDDLE", "END"]
+    created: int
+    choices: DeltaChoice
+    usage: NotRequired[Usage]
+
+
+class RunningParameter(TypedDict, total=False):
+    id: str | None
+    name: str
+    dataType: str
+    description: str
+    refType: str
+    required: bool
+
+
+class RunningParamsBody(TypedDict):
+    errorCode: Literal[0]
+    title: str
+    description: str
+    parameters: list[RunningParameter]
+
+
+class RunResultBody(TypedDict):
+    errorCode: Literal[0]
+    runId: str
+    result: Any
+
+
+class RunAcceptedBody(TypedDict):
+    errorCode: Literal[0]
+    runId: str
+    status: str
+
+
+class RunStepBody(TypedDict):
+    nodeId: str
+    nodeType: str
+    title: str
+    status: str
+    error: str | None
+    durationMs: int | None
+
+
+class RunStatusBody(TypedDict):
+    errorCode: Literal[0]
+    runId: str
+    workflowId: int | None
+    status: str
+    result: Any
+    error: str | None
+    failedNodeId: str | None
+    createdAt: str | None
+    startedAt: str | None
+    finishedAt: str | None
+    durationMs: int | None
+    steps: list[RunStepBody]
+    # A suspended run: what it waits for, and until when.
+    waitingFor: NotRequired[list[Any]]
+    expiresAt: NotRequired[str | None]
+
+
+class RunSuspendedBody(TypedDict):
+    """`run` / `resume` of a run that now waits for a person."""
+
+    errorCode: Literal[0]
+    runId: str
+    status: Literal["suspended"]
+    result: None
+    waitingFor: list[Any]
+    expiresAt: str | None
+
+
+def error_body(error: ApiError) -> AiflowyError:
     """AIFlowy's error shape; `errorCode` is the HTTP status (never 0, which means success)."""
-    body: dict[str, Any] = {"errorCode": error.status, "message": error.message}
+    body: AiflowyError = {"errorCode": error.status, "message": error.message}
     if error.param:
         body["param"] = error.param
     if isinstance(error, RunFailed):
@@ -35,7 +161,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def error_frame(error: ApiError) -> dict[str, Any]:
+def error_frame(error: ApiError) -> AiflowyErrorFrame:
     """The final frame of a chat stream or socket answer that failed."""
     return {"status": "ERROR", "created": _now_ms(), **error_body(error)}
 
@@ -45,7 +171,7 @@ def sse_error(error: ApiError) -> bytes:
 
 
 # --- bot chat ---------------------------------------------------------------------------------
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
     return {
         "promptTokens": prompt_tokens,
         "completionTokens": completion_tokens,
@@ -53,7 +179,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def answer_body(completion: Completion) -> dict[str, Any]:
+def answer_body(completion: Completion) -> AnswerBody:
     """The non-stream answer."""
     return {
         "status": "END",
@@ -63,7 +189,7 @@ def answer_body(completion: Completion) -> dict[str, Any]:
     }
 
 
-def _delta_frame(status: str, content: str) -> dict[str, Any]:
+def _delta_frame(status: str, content: str) -> AnswerFrame:
     return {
         "status": status,
         "created": _now_ms(),
@@ -71,7 +197,7 @@ def _delta_frame(status: str, content: str) -> dict[str, Any]:
     }
 
 
-async def answer_frames(replies: AsyncIterator[str | StreamEnd]) -> AsyncIterator[dict]:
+async def answer_frames(replies: AsyncIterator[str | StreamEnd]) -> AsyncIterator[AnswerFrame]:
     """START with the first token, MIDDLE per later token, END (with usage) when done; each
     produced as soon as its token exists (END comes on its own, with empty content). A failure
     propagates: the transport ends the stream with `error_frame`."""
@@ -134,7 +260,7 @@ class StoredRun(Protocol):
 
 def running_params_body(
     *, title: str, description: str, parameters: Iterable[RunInput]
-) -> dict[str, Any]:
+) -> RunningParamsBody:
     """`getRunningParams`: id, name, dataType, description, refType, required (+ form hints)."""
     return {
         "errorCode": 0,
@@ -155,11 +281,11 @@ def running_params_body(
     }
 
 
-def run_result_body(*, run_id: str, result: Any) -> dict[str, Any]:
+def run_result_body(*, run_id: str, result: Any) -> RunResultBody:
     return {"errorCode": 0, "runId": run_id, "result": result}
 
 
-def run_accepted_body(*, run_id: str, status: str) -> dict[str, Any]:
+def run_accepted_body(*, run_id: str, status: str) -> RunAcceptedBody:
     return {"errorCode": 0, "runId": run_id, "status": status}
 
 
@@ -177,7 +303,7 @@ def _waiting(status: str, waiting_for: Any, expires_at: datetime | None) -> dict
 
 def run_suspended_body(
     *, run_id: str, waiting_for: Any, expires_at: datetime | None
-) -> dict[str, Any]:
+) -> RunSuspendedBody:
     """`run`/`resume` of a run that now waits for a person; resume it with
     `external/resume` (`runId` + `values`)."""
     return {
@@ -189,7 +315,7 @@ def run_suspended_body(
     }
 
 
-def run_status_body(run: StoredRun, steps: Iterable[StoredStep]) -> dict[str, Any]:
+def run_status_body(run: StoredRun, steps: Iterable[StoredStep]) -> RunStatusBody:
     """`runStatus`: a run's state, its result once finished, and what each node did."""
     return {
         "errorCode": 0,

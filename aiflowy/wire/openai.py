@@ -15,11 +15,101 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError
 from aiflowy.llm import Completion, StreamDelta, StreamEnd
 from aiflowy.sse import sse_event
+
+
+# --- the shapes (return types below; the OpenAPI schema is generated from them) ----------------
+class OpenAIErrorDetail(TypedDict):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(TypedDict):
+    """OpenAI's error, which the openai SDKs parse into their exception classes."""
+
+    error: OpenAIErrorDetail
+
+
+class UsageBody(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionMessage(TypedDict):
+    """The provider's message as sent: `content` is null beside `tool_calls`."""
+
+    role: Literal["assistant"]
+    content: str | None
+    refusal: str | None
+    tool_calls: NotRequired[list[dict[str, Any]]]
+
+
+class CompletionChoice(TypedDict):
+    index: int
+    message: CompletionMessage
+    logprobs: dict[str, Any] | None
+    finish_reason: str | None
+
+
+class CompletionBody(TypedDict):
+    """`chat.completion` (with FastGPT's `responseData` when `detail` is true)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageBody
+    system_fingerprint: NotRequired[str | None]
+    responseData: NotRequired[list[dict[str, Any]]]
+
+
+class ChunkDelta(TypedDict, total=False):
+    role: Literal["assistant"]
+    content: str | None
+    refusal: str | None
+    tool_calls: list[dict[str, Any]]
+
+
+class ChunkChoice(TypedDict):
+    index: int
+    delta: ChunkDelta
+    logprobs: dict[str, Any] | None
+    finish_reason: str | None
+
+
+class ChunkBody(TypedDict):
+    """`chat.completion.chunk`; the stream ends with the data `[DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: NotRequired[UsageBody | None]
+    system_fingerprint: NotRequired[str | None]
+
+
+class ModelBody(TypedDict):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelListBody(TypedDict):
+    object: Literal["list"]
+    data: list[ModelBody]
+
 
 _ERROR_TYPES = {
     401: "authentication_error",
@@ -40,7 +130,7 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "invalid_request_error")
 
 
-def error_body(error: ApiError) -> dict[str, Any]:
+def error_body(error: ApiError) -> OpenAIError:
     """OpenAI's error shape, which the openai SDKs parse into their exception classes."""
     return {
         "error": {
@@ -72,7 +162,7 @@ class CompletionHeader:
 
 def usage_body(
     prompt_tokens: int, completion_tokens: int, details: dict | None = None
-) -> dict[str, Any]:
+) -> UsageBody:
     """OpenAI's `usage`; `details` are the provider's further fields (`prompt_tokens_details`,
     `completion_tokens_details`), passed on when it sent them."""
     usage: dict[str, Any] = {
@@ -104,7 +194,7 @@ def _choice_body(choice: dict) -> dict[str, Any]:
     }
 
 
-def completion_body(header: CompletionHeader, completion: Completion) -> dict[str, Any]:
+def completion_body(header: CompletionHeader, completion: Completion) -> CompletionBody:
     """`chat.completion`: the whole answer, every choice the provider gave."""
     if completion.choices:
         choices = [_choice_body(choice) for choice in completion.choices]
@@ -141,10 +231,10 @@ def chunk_body(
     index: int = 0,
     logprobs: dict | None = None,
     system_fingerprint: str | None = None,
-) -> dict[str, Any]:
+) -> ChunkBody:
     """`chat.completion.chunk` with one choice. With `include_usage`, OpenAI sends
     `"usage": null` on every chunk but the final usage chunk; so do we."""
-    body: dict[str, Any] = {
+    body: ChunkBody = {
         "id": header.id,
         "object": "chat.completion.chunk",
         "created": header.created,
@@ -160,7 +250,7 @@ def chunk_body(
     return body
 
 
-def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> dict[str, Any]:
+def usage_chunk_body(header: CompletionHeader, end: StreamEnd) -> ChunkBody:
     """The chunk after the `finish_reason` chunk when `stream_options.include_usage` is set."""
     body: dict[str, Any] = {
         "id": header.id,
@@ -250,12 +340,12 @@ async def completion_events(
 
 
 # --- models -----------------------------------------------------------------------------------
-def model_body(*, name: str, created_at: datetime | None) -> dict[str, Any]:
+def model_body(*, name: str, created_at: datetime | None) -> ModelBody:
     """One bot as an OpenAI model: its `id` is the bot's name (its numeric id is accepted as
     `model` too)."""
     created = int(created_at.timestamp()) if created_at else 0
     return {"id": name, "object": "model", "created": created, "owned_by": "aiflowy"}
 
 
-def model_list_body(models: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def model_list_body(models: Iterable[ModelBody]) -> ModelListBody:
     return {"object": "list", "data": list(models)}

@@ -9,7 +9,9 @@ Errors answered before the stream opens are AIFlowy's (`aiflowy.wire.aiflowy.err
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
+
+from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError
 from aiflowy.events import LlmToken, NodeFinished, NodeStarted, RunEvent, RunFinished, RunStarted
@@ -19,7 +21,53 @@ from aiflowy.wire.aiflowy import error_body
 __all__ = ["error_body", "error_frame", "event_body", "events", "sse_error"]
 
 
-def event_body(event: RunEvent) -> dict[str, Any]:
+# --- the shapes (return type below; the OpenAPI schema is generated from them) -----------------
+class RunStartedEvent(TypedDict):
+    event: Literal["runStarted"]
+    runId: str
+    workflowId: int
+
+
+class NodeStartedEvent(TypedDict):
+    event: Literal["nodeStarted"]
+    nodeId: str
+    nodeType: str
+    title: str
+
+
+class LlmTokenEvent(TypedDict):
+    event: Literal["llmToken"]
+    nodeId: str
+    delta: str
+
+
+class NodeFinishedEvent(TypedDict):
+    event: Literal["nodeFinished"]
+    nodeId: str
+    nodeType: str
+    title: str
+    status: str
+    outputs: Any
+    error: str | None
+    durationMs: int | None
+
+
+class RunFinishedEvent(TypedDict):
+    """Always the last event; `status` `failed` with `error` when the run failed."""
+
+    event: Literal["runFinished"]
+    runId: str
+    status: str
+    result: Any
+    error: str | None
+
+
+RunEventBody = (
+    RunStartedEvent | NodeStartedEvent | LlmTokenEvent | NodeFinishedEvent | RunFinishedEvent
+)
+
+
+def event_body(event: RunEvent) -> RunEventBody:
     """One event's payload, with its name in `event` (also the SSE event name)."""
     if isinstance(event, LlmToken):
         return {"event": "llmToken", "nodeId": event.node_id, "delta": event.delta}

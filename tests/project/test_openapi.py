@@ -1,0 +1,91 @@
+"""The OpenAPI document: served at /api/schema/, covering every external route, generated from
+the code's own types, and readable at /api/docs/ in a browser with no network."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.urls import URLPattern, URLResolver
+
+from chat.urls import urlpatterns as history_urlpatterns
+from config.openapi import schema
+from config.routing import http_urlpatterns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def openapi_path(pattern: URLPattern | URLResolver, prefix: str = "/") -> str:
+    return prefix + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+
+
+def test_every_external_route_is_in_the_schema():
+    documented = set(schema()["paths"])
+    routes = {openapi_path(p) for p in http_urlpatterns}
+    routes |= {openapi_path(p, "/api/v1/chat/") for p in history_urlpatterns}
+    assert routes - documented == set()
+    assert documented - routes == set()
+
+
+def test_the_schema_is_served_as_openapi_3_1_with_each_familys_errors(http):
+    response = http.get("/api/schema/")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"] == "3.1.0"
+    completions = document["paths"]["/v1/chat/completions"]["post"]
+    assert completions["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OpenAIError"
+    }
+    assert "text/event-stream" in completions["responses"]["200"]["content"]
+    chat = document["paths"]["/api/v1/aiBot/externalChat"]["post"]
+    assert chat["responses"]["429"]["headers"]["Retry-After"]
+    assert chat["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AiflowyError"
+    }
+    # Generated from the request models: a field's limits come from the model.
+    request = document["components"]["schemas"]["ChatCompletionRequest"]
+    assert request["properties"]["customUid"]["maxLength"] == 250
+    assert "BotChatSocketFrame" in document["components"]["schemas"]
+
+
+def test_the_docs_page_and_its_script_are_served_by_the_app(http):
+    page = http.get("/api/docs/")
+    assert page.status_code == 200
+    assert 'spec-url="/api/schema/"' in page.text
+    script = http.get("/api/docs/redoc.standalone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert len(script.content) > 100_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"), reason="Debian's chromium is missing"
+)
+def test_the_docs_render_in_chromium_with_no_network_beyond_the_server(live_server_url, http):
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+
+        def only_the_server(route):
+            if route.request.url.startswith(live_server_url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_server)
+        page.goto(f"{live_server_url}/api/docs/")
+        heading = page.locator("h2", has_text="Chat completions (OpenAI-compatible")
+        heading.first.wait_for(timeout=30_000)
+        assert page.locator("h1", has_text="aiflowy API").first.is_visible()
+        browser.close()
+    assert outside == []

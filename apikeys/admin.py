@@ -29,10 +29,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "expires_at",
         "allowed_bots",
         "allowed_workflows",
+        "allowed_knowledge_bases",
         "rate_limit_per_minute",
     ]
     readonly_fields = ["prefix_display", "created_by", "created_at", "last_used_at"]
-    filter_horizontal = ["allowed_bots", "allowed_workflows"]
+    filter_horizontal = ["allowed_bots", "allowed_workflows", "allowed_knowledge_bases"]
     actions = ["disable_keys", "enable_keys"]
 
     def get_fields(self, request, obj=None):
@@ -42,6 +43,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "expires_at",
                 "allowed_bots",
                 "allowed_workflows",
+                "allowed_knowledge_bases",
                 "rate_limit_per_minute",
             ]
         return ["prefix_display", *self.fields, "created_by", "created_at", "last_used_at"]

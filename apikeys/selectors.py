@@ -26,6 +26,7 @@ class ApiKeyPrincipal:
     bot_ids: frozenset[int] | None
     workflow_ids: frozenset[int] | None
     rate_limit_per_minute: int
+    knowledge_base_ids: frozenset[int] | None = None
 
     @property
     def is_expired(self) -> bool:
@@ -36,6 +37,13 @@ class ApiKeyPrincipal:
 
     def may_use_workflow(self, workflow_id: int) -> bool:
         return self.workflow_ids is None or workflow_id in self.workflow_ids
+
+    def may_use_knowledge_base(self, knowledge_base_id: int) -> bool:
+        """A key scoped to knowledge bases uses those; a key without any scope (FastGPT's
+        "global" key) uses all; a key limited to bots or workflows only uses none."""
+        if self.knowledge_base_ids is not None:
+            return knowledge_base_id in self.knowledge_base_ids
+        return self.bot_ids is None and self.workflow_ids is None
 
 
 principal_cache: TtlCache[ApiKeyPrincipal | None] = TtlCache(
@@ -49,6 +57,7 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         return None
     bot_ids = frozenset(api_key.allowed_bots.values_list("id", flat=True))
     workflow_ids = frozenset(api_key.allowed_workflows.values_list("id", flat=True))
+    knowledge_base_ids = frozenset(api_key.allowed_knowledge_bases.values_list("id", flat=True))
     return ApiKeyPrincipal(
         id=api_key.pk,
         name=api_key.name,
@@ -58,6 +67,7 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         bot_ids=bot_ids or None,
         workflow_ids=workflow_ids or None,
         rate_limit_per_minute=api_key.rate_limit_per_minute,
+        knowledge_base_ids=knowledge_base_ids or None,
     )
 
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "chat",
     "workflows",
     "demo",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -187,3 +188,13 @@ AIFLOWY_WORKFLOW_WORKER_CHANNEL = env.str(
 # A step's stored inputs/outputs/details above this many characters (as JSON) are truncated in
 # run history; the caller still gets the full result.
 AIFLOWY_WORKFLOW_STEP_MAX_CHARS = env.int("AIFLOWY_WORKFLOW_STEP_MAX_CHARS", default=65_536)
+
+# --- Knowledge bases (knowledge/) ------------------------------------------------------------
+# Where item vectors are searched: "auto" (pgvector when PostgreSQL had the `vector` extension
+# at migrate time, else the embedded numpy matrix), "embedded" or "pgvector".
+AIFLOWY_KNOWLEDGE_VECTOR_BACKEND = env.str("AIFLOWY_KNOWLEDGE_VECTOR_BACKEND", default="auto")
+# pushData: at most this many items per call; an item's `q` + `a` at most this many tokens.
+AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS = env.int("AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS", default=1000)
+AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS", default=3000)
+# QA mode: at most this many tokens per text sent to the LLM.
+AIFLOWY_KNOWLEDGE_MAX_QA_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_QA_TOKENS", default=10000)

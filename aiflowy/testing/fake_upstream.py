@@ -8,6 +8,7 @@ Behaviour is chosen by the requested model name, so one server serves every test
 - `cut`: streams two words, then drops the connection (non-stream: drops it at once);
 - `slow`: streams one word every 0.1 s, up to 300 of them (for disconnect tests);
 - `nousage`: streams without usage and without `finish_reason` in the final chunks.
+Knowledge bases: `/v1/embeddings`, `/v1/rerank` and QA-prompt answers (`fake_knowledge`).
 
 Every request body is kept in `requests` (its headers in `request_headers`); streams the
 client abandoned are counted in `abandoned_streams`.
@@ -24,6 +25,8 @@ import threading
 import time
 import uuid
 from typing import Any
+
+from aiflowy.testing import fake_knowledge
 
 REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
@@ -43,7 +46,8 @@ def _reply_words(body: dict) -> list[str]:
         ),
         "",
     )
-    words = f"Echo: {last_user}".split(" ")
+    qa = fake_knowledge.qa_answer(last_user)
+    words = (qa if qa is not None else f"Echo: {last_user}").split(" ")
     return [w + " " for w in words[:-1]] + [words[-1]]
 
 
@@ -158,6 +162,16 @@ class FakeUpstream:
                     ],
                 },
             )
+            return True
+        if method == "POST" and path.endswith(("/embeddings", "/rerank")):
+            body = json.loads(raw or b"{}")
+            self.requests.append(body)
+            if "fail500" in str(body.get("model", "")):
+                await self._send_json(writer, 500, {"error": {"message": "embedding failure"}})
+            elif path.endswith("/embeddings"):
+                await self._send_json(writer, 200, fake_knowledge.embeddings_body(body))
+            else:
+                await self._send_json(writer, 200, fake_knowledge.rerank_body(body))
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
             await self._send_json(writer, 404, {"error": {"message": "not found"}})

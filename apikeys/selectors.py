@@ -57,7 +57,12 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         return None
     bot_ids = frozenset(api_key.allowed_bots.values_list("id", flat=True))
     workflow_ids = frozenset(api_key.allowed_workflows.values_list("id", flat=True))
-    knowledge_base_ids = frozenset(api_key.allowed_knowledge_bases.values_list("id", flat=True))
+    # Read from the link table itself: no reverse lookup through KnowledgeBase's relations.
+    knowledge_base_ids = frozenset(
+        ApiKey.allowed_knowledge_bases.through.objects.filter(apikey_id=api_key.pk).values_list(
+            "knowledgebase_id", flat=True
+        )
+    )
     return ApiKeyPrincipal(
         id=api_key.pk,
         name=api_key.name,

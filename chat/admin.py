@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_pagination import EstimatedCountPaginator
@@ -21,8 +23,27 @@ class MessageInline(admin.TabularInline):
         "first_token_ms",
         "total_ms",
         "external_id",
+        "quoted_items_display",
     ]
     readonly_fields = fields
+
+    @admin.display(description=_("quoted knowledge"))
+    def quoted_items_display(self, message: Message) -> str:
+        """Links to the knowledge-base items quoted in the answer's prompt, with their score."""
+        if not message.quoted_items:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> ({})',
+            (
+                (
+                    reverse("admin:knowledge_dataitem_change", args=[item["id"]]),
+                    item["id"],
+                    item["score"],
+                )
+                for item in message.quoted_items
+            ),
+        )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

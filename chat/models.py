@@ -69,6 +69,12 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(_("first token (ms)"), null=True, blank=True)
     total_ms = models.PositiveIntegerField(_("total (ms)"), null=True, blank=True)
+    quoted_items = models.JSONField(
+        _("quoted knowledge"),
+        default=list,
+        blank=True,
+        help_text=_("The knowledge-base items quoted in the prompt: id, knowledge base, score."),
+    )
     created_at = models.DateTimeField(_("created"))
 
     class Meta:

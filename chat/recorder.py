@@ -38,6 +38,8 @@ class ExchangeRecord:
     custom_uid: str = ""
     variables: dict = field(default_factory=dict)
     answer_item_id: str = ""
+    # The knowledge-base items quoted in the prompt: [{"id", "datasetId", "score"}].
+    quoted_items: list = field(default_factory=list)
 
 
 history_writer: PerLoop[ExchangeRecord] = PerLoop(
@@ -59,6 +61,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "completion_tokens": exchange.completion_tokens,
         "first_token_ms": exchange.first_token_ms,
         "total_ms": exchange.total_ms,
+        "quoted_items": exchange.quoted_items,
         "created_at": exchange.finished_at,
     }
     if not exchange.question:
@@ -74,6 +77,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "completion_tokens": None,
         "first_token_ms": None,
         "total_ms": None,
+        "quoted_items": [],
         "created_at": exchange.started_at,
     }
     return [question, answer]

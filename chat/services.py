@@ -33,6 +33,7 @@ from chat.models import Conversation, Message
 from chat.recorder import ExchangeRecord, history_writer
 from chat.schemas import ChatCompletionRequest, ExternalChatRequest
 from chat.selectors import conversation_context_get
+from knowledge.quotes import BotQuotes, quotes_for
 
 # FastGPT reports one record per executed module; a bot answer is one chat module.
 MODULE_NAME = "AI Chat"
@@ -57,6 +58,7 @@ class ChatTurn:
     external_chat_id: str = ""
     custom_uid: str = ""
     answer_item_id: str = ""
+    knowledge: BotQuotes | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -94,6 +96,8 @@ def prompt_messages(turn: ChatTurn) -> list[dict]:
     system_prompt = fill_variables(turn.bot.system_prompt, turn.variables)
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
+    if turn.knowledge is not None and turn.knowledge.system_message:
+        messages.append({"role": "system", "content": turn.knowledge.system_message})
     messages += turn.history
     messages += turn.messages
     return messages
@@ -104,12 +108,14 @@ async def chat_turn_for_external_chat(
 ) -> ChatTurn:
     """The turn for an AIFlowy externalChat request (HTTP or WebSocket): the caller sends the
     whole context."""
-    return ChatTurn(
+    turn = ChatTurn(
         bot=await bot_for_key(api_key, request.bot_id),
         api_key=api_key,
         source=Conversation.Source.EXTERNAL_CHAT,
         messages=request.messages,
     )
+    turn.knowledge = await quotes_for(turn.bot.id, turn.question)
+    return turn
 
 
 async def chat_turn_for_completion(
@@ -135,6 +141,7 @@ async def chat_turn_for_completion(
     )
     if turn.external_chat_id:
         await chat_turn_load_history(turn)
+    turn.knowledge = await quotes_for(turn.bot.id, turn.question)
     return turn
 
 
@@ -213,6 +220,7 @@ def _exchange(
         custom_uid=turn.custom_uid,
         variables=turn.variables,
         answer_item_id=turn.answer_item_id,
+        quoted_items=turn.knowledge.quoted_items() if turn.knowledge is not None else [],
     )
 
 
@@ -329,8 +337,11 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamEnd]:
 
 
 def chat_module_runs(turn: ChatTurn, usage: Completion | StreamEnd) -> list[ModuleRun]:
-    """What FastGPT's `detail` reports about this answer: one chat module."""
+    """What FastGPT's `detail` reports about this answer: a "Dataset Search" module per
+    knowledge base searched, then the chat module with the quotes it was given."""
+    knowledge = turn.knowledge
     return [
+        *(knowledge.modules if knowledge is not None else []),
         ModuleRun(
             name=MODULE_NAME,
             kind=MODULE_TYPE,
@@ -340,5 +351,6 @@ def chat_module_runs(turn: ChatTurn, usage: Completion | StreamEnd) -> list[Modu
             running_seconds=time.monotonic() - turn.started_monotonic,
             query=turn.question,
             history=[*turn.history, *turn.messages],
-        )
+            quote_list=knowledge.quote_list() if knowledge is not None else [],
+        ),
     ]

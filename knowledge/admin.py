@@ -25,6 +25,7 @@ from knowledge.models import (
     SearchMode,
     TrainingBill,
 )
+from knowledge.quotes import links_cache
 from knowledge.retrieval import chunk_text
 from knowledge.selectors import knowledge_base_config_get
 from knowledge.services import (
@@ -87,6 +88,10 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_total=Count("items"))
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        links_cache.invalidate()
 
     @admin.display(description=_("items"), ordering="item_total")
     def item_count(self, kb: KnowledgeBase) -> int:

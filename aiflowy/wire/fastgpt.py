@@ -44,6 +44,7 @@ def response_data(modules: Iterable[ModuleRun]) -> list[dict[str, Any]]:
                 {"obj": _SPEAKERS.get(message["role"], "Human"), "value": message["content"]}
                 for message in module.history
             ],
+            "quoteList": list(module.quote_list),
         }
         for module in modules
     ]

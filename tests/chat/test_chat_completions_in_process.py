@@ -20,9 +20,9 @@ from django.test.utils import CaptureQueriesContext
 from aiflowy.llm import upstream_clients_close
 from apikeys.selectors import principal_cache
 from bots.selectors import bot_cache
-from knowledge.quotes import links_cache
 from chat.recorder import history_writer
 from config.asgi import application
+from knowledge.quotes import links_cache
 from tests.chat.conftest import COMPLETIONS, sse_json, user
 
 

@@ -45,6 +45,7 @@ from workflows.engine import (
     validate_inputs,
 )
 from workflows.errors import WorkflowInvalid
+from workflows.knowledge_port import KnowledgeSearchPort
 from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition
 from workflows.models import Workflow, WorkflowRun
 from workflows.recorder import RunRecord, run_records_write, run_writer
@@ -228,6 +229,7 @@ async def run_and_record(
             llm=BotLlmPort(stream_tokens=stream_tokens, bots=bots),
             limits=engine_limits(),
             on_event=watcher,
+            knowledge=KnowledgeSearchPort(),
         )
     except asyncio.CancelledError:
         if execution.broken:

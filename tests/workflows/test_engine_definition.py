@@ -148,7 +148,7 @@ def test_it_rejects_an_unknown_node_type():
     assert info.value.node_id == "x1"
 
 
-@pytest.mark.parametrize("node_type", ["knowledgeNode", "loopNode", "searchEngineNode"])
+@pytest.mark.parametrize("node_type", ["loopNode", "searchEngineNode"])
 def test_it_names_known_but_unsupported_node_types(node_type):
     flow = minimal()
     flow["nodes"].append(node("k1", node_type, title="知识库"))

@@ -54,7 +54,7 @@ from .errors import NodeFailed
 from .inputs import validate_inputs
 from .js import JsError, eval_condition
 from .nodes import NodeContext, execute_node, resolve_parameters
-from .ports import EngineLimits, LlmPort
+from .ports import EngineLimits, KnowledgePort, LlmPort
 from .values import RunMemory, to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -135,9 +135,11 @@ class _Run:
         llm: LlmPort,
         limits: EngineLimits,
         on_event: EventCallback | None,
+        knowledge: KnowledgePort | None = None,
     ) -> None:
         self.defn = defn
         self.llm = llm
+        self.knowledge = knowledge
         self.limits = limits
         self.on_event = on_event
         self.memory = RunMemory(variables)
@@ -264,6 +266,7 @@ class _Run:
                 self.limits,
                 self.llm,
                 self.emit if self.on_event is not None else None,
+                knowledge=self.knowledge,
             )
             self.running[node.id] = (outcome.started_at, outcome.started_mono, ctx)
             await self.emit(NodeStarted(node_id=node.id, node_type=node.type, title=node.title))
@@ -445,6 +448,7 @@ async def run_workflow(
     llm: LlmPort,
     limits: EngineLimits | None = None,
     on_event: EventCallback | None = None,
+    knowledge: KnowledgePort | None = None,
 ) -> RunResult:
     """Run ``defn`` with the caller's ``variables`` and report how it went.
 
@@ -455,5 +459,5 @@ async def run_workflow(
     cancels every node in flight and propagates ``CancelledError``.
     """
     checked = validate_inputs(defn, variables)
-    run = _Run(defn, checked, llm, limits or EngineLimits(), on_event)
+    run = _Run(defn, checked, llm, limits or EngineLimits(), on_event, knowledge)
     return await run.run()

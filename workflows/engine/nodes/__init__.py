@@ -1,7 +1,7 @@
 """The node types the engine runs, one module each, and the registry that names them.
 
-Each module (``start``, ``end``, ``template``, ``llm``, ``http``, ``code``) holds everything
-about its type — how its settings are read and checked, which outputs it declares, how it
+Each module (``start``, ``end``, ``template``, ``llm``, ``http``, ``code``, ``knowledge``) holds
+everything about its type — how its settings are read and checked, which outputs it declares, how it
 executes — in one ``NODE_TYPE`` (a :class:`NodeType`, see :mod:`.base` for the contract).
 :mod:`..definition` asks :data:`NODE_TYPES` for a type's settings and outputs; the runner
 calls :func:`execute_node`. Adding a type is one new module plus one line in ``NODE_TYPES``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import code, end, http, llm, start, template
+from . import code, end, http, knowledge, llm, start, template
 from .base import NodeContext, NodeType, resolve_parameters
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -23,13 +23,12 @@ NODE_TYPES: dict[str, NodeType] = {
         llm.NODE_TYPE,
         http.NODE_TYPE,
         code.NODE_TYPE,
+        knowledge.NODE_TYPE,
     )
 }
 
 # Tinyflow node types we know but do not run (yet); named in the error so the author knows.
-KNOWN_UNSUPPORTED_NODE_TYPES = frozenset(
-    {"knowledgeNode", "searchEngineNode", "loopNode", "confirmNode"}
-)
+KNOWN_UNSUPPORTED_NODE_TYPES = frozenset({"searchEngineNode", "loopNode", "confirmNode"})
 
 
 async def execute_node(ctx: NodeContext) -> dict[str, Any]:

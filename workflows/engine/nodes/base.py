@@ -19,7 +19,7 @@ from aiflowy.events import RunEvent
 
 from ..errors import NodeFailed
 from ..model import NodeDef, Parameter
-from ..ports import EngineLimits, LlmPort
+from ..ports import EngineLimits, KnowledgePort, LlmPort
 from ..values import CoercionError, RunMemory, coerce, is_blank, make_lookup, render_text
 
 Emit = Callable[[RunEvent], Awaitable[None]]
@@ -34,6 +34,7 @@ class NodeContext:
     emit: Emit | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    knowledge: KnowledgePort | None = None
 
 
 Executor = Callable[[NodeContext], Awaitable[dict[str, Any]]]

@@ -246,6 +246,37 @@ async def data_items_insert(
     raise AssertionError("unreachable")
 
 
+def data_items_insert_now(
+    kb: KnowledgeBaseConfig,
+    items: Sequence[NewItem],
+    *,
+    collection_id: int | None = None,
+    user_id: int | None = None,
+) -> InsertOutcome:
+    """`data_items_insert` for synchronous callers (management commands, the admin): the
+    database work stays on the calling thread and its connection."""
+    from asgiref.sync import async_to_sync
+
+    prepared = _prepare(kb.id, items)
+    vectors = None
+    if prepared.items and kb.has_embeddings:
+        vectors = async_to_sync(embed_texts)(
+            kb.embedding_provider,
+            kb.embedding_model,
+            [_embedded_text(item) for item in prepared.items],
+        ).vectors
+    return _write(
+        kb.id,
+        prepared,
+        vectors,
+        collection_id=collection_id,
+        api_key_id=None,
+        user_id=user_id,
+        bill_id=None,
+        bill_counts=None,
+    )
+
+
 # --- access -----------------------------------------------------------------------------------
 async def knowledge_base_for_key(api_key: ApiKeyPrincipal, kb_id: int) -> KnowledgeBaseConfig:
     """The knowledge base, if it exists and the key may use it: 404 / 403 otherwise."""

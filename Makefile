@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench fake-upstream
+.PHONY: run test install install-dev lint format check bench bench-knowledge fake-upstream
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ check: install-dev
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.run --server uvicorn $(BENCH_ARGS)
+
+# pushData items/s and searchTest p50/p95 per mode at 100,000 items, embedded and pgvector
+bench-knowledge: install-dev
+	$(BIN)/python -m benchmarks.knowledge $(BENCH_KNOWLEDGE_ARGS)
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

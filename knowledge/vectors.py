@@ -16,6 +16,7 @@ table exists, i.e. the extension was there at migrate time), "embedded" or "pgve
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +26,9 @@ from django.db import connection, transaction
 from knowledge.retrieval import Hit
 
 PG_TABLE = "knowledge_item_vector"
+# HNSW build and search widths above pgvector's defaults (64 and 40): measured recall of the
+# right item first on the benchmark's bilingual corpus (docs/knowledge.md).
+EF_CONSTRUCTION = 128
 EF_SEARCH = 200
 
 
@@ -58,11 +62,12 @@ class PgVectors:
             return
         dimensions = len(vectors[0][1])
         pg_index_ensure(knowledge_base_id, dimensions)
+        _binary_vectors()
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {PG_TABLE} (item_id, knowledge_base_id, embedding) "
-                "VALUES (%s, %s, %s::vector) ON CONFLICT (item_id) DO NOTHING",
-                [(item_id, knowledge_base_id, _literal(vector)) for item_id, vector in vectors],
+                "VALUES (%s, %s, %s) ON CONFLICT (item_id) DO NOTHING",
+                [(item_id, knowledge_base_id, vector) for item_id, vector in vectors],
             )
 
     def search(self, knowledge_base_id: int, query: np.ndarray, limit: int, matrix_loader):
@@ -70,19 +75,32 @@ class PgVectors:
         distance = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
         # A wider HNSW search than pgvector's default 40 candidates: better recall for a few
         # tenths of a millisecond. SET LOCAL lasts for this transaction only.
+        _binary_vectors()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, min(limit * 4, 1000))}")
             cursor.execute(
                 f"SELECT item_id, 1 - ({distance}) FROM {PG_TABLE} "
                 f"WHERE knowledge_base_id = %s ORDER BY {distance} LIMIT %s",
-                [_literal(query), knowledge_base_id, _literal(query), limit],
+                [query, knowledge_base_id, query, limit],
             )
             rows = cursor.fetchall()
         return [Hit(int(item_id), min(max(float(cosine), 0.0), 1.0)) for item_id, cosine in rows]
 
 
-def _literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
+_registered: weakref.WeakSet = weakref.WeakSet()
+
+
+def _binary_vectors() -> None:
+    """numpy arrays travel as pgvector's binary format on this connection (the `pgvector`
+    package's psycopg adapter): formatting 256 floats as text per item cost more than the
+    insert itself."""
+    from pgvector.psycopg import register_vector
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw not in _registered:
+        register_vector(raw)
+        _registered.add(raw)
 
 
 _indexed: set[tuple[int, int]] = set()
@@ -96,6 +114,7 @@ def pg_index_ensure(knowledge_base_id: int, dimensions: int) -> None:
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS knowledge_vec_{knowledge_base_id}_{dimensions} "
             f"ON {PG_TABLE} USING hnsw ((embedding::vector({dimensions})) vector_cosine_ops) "
+            f"WITH (m = 16, ef_construction = {EF_CONSTRUCTION}) "
             f"WHERE knowledge_base_id = {int(knowledge_base_id)}"
         )
     _indexed.add((knowledge_base_id, dimensions))

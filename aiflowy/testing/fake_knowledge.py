@@ -1,6 +1,7 @@
 """What the fake upstream answers for knowledge bases, deterministic and offline:
 
-- `/v1/embeddings`: hashed character n-gram vectors (Chinese characters and their bigrams,
+- `/v1/embeddings`: hashed character n-gram vectors (JSON numbers, or base64 float32 when
+  `encoding_format` is "base64", as the OpenAI SDK asks) (Chinese characters and their bigrams,
   word trigrams and word prefixes otherwise), so texts that share words or characters get
   similar vectors, and the same text always the same vector. `dimensions` sets the size
   (default 256).
@@ -11,8 +12,10 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import struct
 import zlib
 
 DIMENSIONS = 256
@@ -49,11 +52,22 @@ def embeddings_body(body: dict) -> dict:
     if isinstance(texts, str):
         texts = [texts]
     dimensions = int(body.get("dimensions") or DIMENSIONS)
+    as_base64 = body.get("encoding_format") == "base64"
+
+    def encoded(vector: list[float]):
+        if not as_base64:
+            return vector
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
     return {
         "object": "list",
         "model": body.get("model", ""),
         "data": [
-            {"object": "embedding", "index": index, "embedding": embedding(str(text), dimensions)}
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": encoded(embedding(str(text), dimensions)),
+            }
             for index, text in enumerate(texts)
         ],
         "usage": {

@@ -85,6 +85,7 @@ def bench_backend(name: str, database_url: str, upstream_url: str, args) -> dict
         "DATABASE_URL": database_url,
         "AIFLOWY_KNOWLEDGE_VECTOR_BACKEND": name,
         "AIFLOWY_MAX_BODY_BYTES": "5000000",
+        "LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
     manage(env, "migrate", "-v0")

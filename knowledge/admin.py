@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
@@ -36,6 +35,7 @@ from knowledge.services import (
     knowledge_search,
     link_text,
     qa_training_start,
+    run_now,
 )
 
 # Changelists and pages with work in progress reload themselves this often (seconds).
@@ -166,7 +166,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                 sources.append((name, Collection.Kind.TEXT, "", [(c, "") for c in chunks]))
             link = form.cleaned_data.get("link")
             if link:
-                page = async_to_sync(link_text)(link)
+                page = run_now(link_text, link)
                 chunks = chunk_text(page, size=kb.chunk_size, overlap=kb.chunk_overlap)
                 sources.append((link, Collection.Kind.LINK, link, [(c, "") for c in chunks]))
         except DocumentError as exc:
@@ -192,7 +192,8 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                     results.append({"mode": labels[mode], "unavailable": True, "quotes": []})
                     continue
                 try:
-                    outcome = async_to_sync(knowledge_search)(
+                    outcome = run_now(
+                        knowledge_search,
                         config,
                         form.cleaned_data["text"],
                         mode=mode,

@@ -255,12 +255,11 @@ def data_items_insert_now(
 ) -> InsertOutcome:
     """`data_items_insert` for synchronous callers (management commands, the admin): the
     database work stays on the calling thread and its connection."""
-    from asgiref.sync import async_to_sync
-
     prepared = _prepare(kb.id, items)
     vectors = None
     if prepared.items and kb.has_embeddings:
-        vectors = async_to_sync(embed_texts)(
+        vectors = run_now(
+            embed_texts,
             kb.embedding_provider,
             kb.embedding_model,
             [_embedded_text(item) for item in prepared.items],
@@ -275,6 +274,18 @@ def data_items_insert_now(
         bill_id=None,
         bill_counts=None,
     )
+
+
+def run_now(function, *args, **kwargs):
+    """Run the coroutine function from synchronous code (the admin, management commands) on
+    an event loop of its own, closing the upstream clients it opened: the server's loop and
+    its shared clients are never touched."""
+
+    async def closed():
+        async with upstream_clients_closed():
+            return await function(*args, **kwargs)
+
+    return asyncio.run(closed())
 
 
 # --- access -----------------------------------------------------------------------------------
@@ -712,10 +723,8 @@ def data_item_save(item: DataItem) -> None:
     item.tokens = estimate_tokens(new.q) + estimate_tokens(new.a)
     vector = None
     if kb is not None and kb.has_embeddings:
-        from asgiref.sync import async_to_sync
-
-        vector = async_to_sync(embed_texts)(
-            kb.embedding_provider, kb.embedding_model, [_embedded_text(new)]
+        vector = run_now(
+            embed_texts, kb.embedding_provider, kb.embedding_model, [_embedded_text(new)]
         ).vectors[0]
         item.embedding = vector_to_bytes(vector)
     with transaction.atomic():

@@ -7,7 +7,6 @@ import io
 
 import docx
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -15,7 +14,7 @@ from django.urls import reverse
 
 from knowledge.models import Collection, DataItem
 from knowledge.selectors import knowledge_base_config_get
-from knowledge.services import knowledge_search
+from knowledge.services import knowledge_search, run_now
 from tests.conftest import wait_until
 
 
@@ -110,11 +109,11 @@ def test_editing_and_deleting_items_changes_what_search_finds(admin_client, make
         {"q": "Submarines dive deep", "a": "", "source": "", "indexes": "[]"},
     )
     config = knowledge_base_config_get(kb.pk)
-    found = async_to_sync(knowledge_search)(config, "submarine", mode="embedding", limit=1)
+    found = run_now(knowledge_search, config, "submarine", mode="embedding", limit=1)
     assert found.quotes[0].q == "Submarines dive deep"
     admin_client.post(reverse("admin:knowledge_dataitem_delete", args=[item.pk]), {"post": "yes"})
     config = knowledge_base_config_get(kb.pk)
-    assert async_to_sync(knowledge_search)(config, "submarine", mode="fullTextRecall").quotes == []
+    assert run_now(knowledge_search, config, "submarine", mode="fullTextRecall").quotes == []
 
 
 def test_the_admin_pages_render_in_chinese_with_add(admin_client, kb):

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-dev lint format check bench bench-engine bench-workflow-nodes bench-floor fake-upstream screenshots vendor-tinyflow vendor-redoc
+.PHONY: run test install install-dev lint format check bench bench-engine bench-workflow-nodes bench-floor bench-knowledge fake-upstream screenshots vendor-tinyflow vendor-redoc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-workflow-nodes: install-dev
 # aiflowy against a bare forwarder under the same uvicorn: ratios, 1,000 streams, a profile.
 bench-floor: install-dev
 	$(BIN)/python -m benchmarks.floor --profile 2000 $(BENCH_ARGS)
+
+# pushData items/s and searchTest p50/p95 per mode at 100,000 items, embedded and pgvector
+bench-knowledge: install-dev
+	$(BIN)/python -m benchmarks.knowledge $(BENCH_KNOWLEDGE_ARGS)
 
 fake-upstream: install
 	$(BIN)/python -m aiflowy.testing.fake_upstream --port 9100

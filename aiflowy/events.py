@@ -35,7 +35,8 @@ class ModuleRun:
     max_tokens: int | None = None
     temperature: float | None = None
     complete_messages: list[dict] = field(default_factory=list)
-    quotes: list[dict] = field(default_factory=list)
+    # FastGPT's `quoteList`: the knowledge-base items this module found or quoted.
+    quote_list: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

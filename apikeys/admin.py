@@ -66,10 +66,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "allowed_bots",
         "default_bot",
         "allowed_workflows",
+        "allowed_knowledge_bases",
         "rate_limit_per_minute",
     ]
     readonly_fields = ["prefix_display", "created_by", "created_at", "last_used_at"]
-    filter_horizontal = ["allowed_bots", "allowed_workflows"]
+    filter_horizontal = ["allowed_bots", "allowed_workflows", "allowed_knowledge_bases"]
     actions = ["disable_keys", "enable_keys"]
 
     def get_fields(self, request, obj=None):
@@ -80,6 +81,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "allowed_bots",
                 "default_bot",
                 "allowed_workflows",
+                "allowed_knowledge_bases",
                 "rate_limit_per_minute",
             ]
         return ["prefix_display", *self.fields, "created_by", "created_at", "last_used_at"]

@@ -38,6 +38,13 @@ class ApiKey(models.Model):
         verbose_name=_("allowed workflows"),
         help_text=_("Empty: every workflow."),
     )
+    allowed_knowledge_bases = models.ManyToManyField(
+        "knowledge.KnowledgeBase",
+        blank=True,
+        related_name="+",
+        verbose_name=_("allowed knowledge bases"),
+        help_text=_("Empty: every knowledge base, unless the key is limited to bots or workflows."),
+    )
     rate_limit_per_minute = models.PositiveIntegerField(
         _("rate limit (requests per minute)"), default=0, help_text=_("0: no limit.")
     )

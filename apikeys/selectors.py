@@ -27,6 +27,7 @@ class ApiKeyPrincipal:
     workflow_ids: frozenset[int] | None
     rate_limit_per_minute: int
     default_bot_id: int | None = None
+    knowledge_base_ids: frozenset[int] | None = None
 
     @property
     def is_expired(self) -> bool:
@@ -37,6 +38,13 @@ class ApiKeyPrincipal:
 
     def may_use_workflow(self, workflow_id: int) -> bool:
         return self.workflow_ids is None or workflow_id in self.workflow_ids
+
+    def may_use_knowledge_base(self, knowledge_base_id: int) -> bool:
+        """A key scoped to knowledge bases uses those; a key without any scope (FastGPT's
+        "global" key) uses all; a key limited to bots or workflows only uses none."""
+        if self.knowledge_base_ids is not None:
+            return knowledge_base_id in self.knowledge_base_ids
+        return self.bot_ids is None and self.workflow_ids is None
 
 
 principal_cache: TtlCache[ApiKeyPrincipal | None] = TtlCache(
@@ -50,6 +58,12 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         return None
     bot_ids = frozenset(api_key.allowed_bots.values_list("id", flat=True))
     workflow_ids = frozenset(api_key.allowed_workflows.values_list("id", flat=True))
+    # Read from the link table itself: no reverse lookup through KnowledgeBase's relations.
+    knowledge_base_ids = frozenset(
+        ApiKey.allowed_knowledge_bases.through.objects.filter(apikey_id=api_key.pk).values_list(
+            "knowledgebase_id", flat=True
+        )
+    )
     return ApiKeyPrincipal(
         id=api_key.pk,
         name=api_key.name,
@@ -60,6 +74,7 @@ def api_key_principal_load(key_hash: str) -> ApiKeyPrincipal | None:
         workflow_ids=workflow_ids or None,
         rate_limit_per_minute=api_key.rate_limit_per_minute,
         default_bot_id=api_key.default_bot_id,
+        knowledge_base_ids=knowledge_base_ids or None,
     )
 
 

@@ -33,6 +33,7 @@ def api_key_create(
     expires_at: datetime | None = None,
     bot_ids: Iterable[int] = (),
     workflow_ids: Iterable[int] = (),
+    knowledge_base_ids: Iterable[int] = (),
     rate_limit_per_minute: int = 0,
     default_bot_id: int | None = None,
     api_key: ApiKey | None = None,
@@ -61,6 +62,8 @@ def api_key_create(
         api_key.allowed_bots.set(bot_ids)
     if workflow_ids:
         api_key.allowed_workflows.set(workflow_ids)
+    if knowledge_base_ids:
+        api_key.allowed_knowledge_bases.set(knowledge_base_ids)
     return api_key, raw_key
 
 

@@ -4,9 +4,10 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_charts import bar_chart_svg
@@ -36,8 +37,27 @@ class MessageInline(admin.TabularInline):
         "first_token_ms",
         "total_ms",
         "external_id",
+        "quoted_items_display",
     ]
     readonly_fields = fields
+
+    @admin.display(description=_("quoted knowledge"))
+    def quoted_items_display(self, message: Message) -> str:
+        """Links to the knowledge-base items quoted in the answer's prompt, with their score."""
+        if not message.quoted_items:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> ({})',
+            (
+                (
+                    reverse("admin:knowledge_dataitem_change", args=[item["id"]]),
+                    item["id"],
+                    item["score"],
+                )
+                for item in message.quoted_items
+            ),
+        )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -78,6 +78,12 @@ class Message(models.Model):
     total_ms = models.PositiveIntegerField(_("total (ms)"), null=True, blank=True)
     # The X-Request-Id of the request that produced it (its log lines carry the same id).
     request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    quoted_items = models.JSONField(
+        _("quoted knowledge"),
+        default=list,
+        blank=True,
+        help_text=_("The knowledge-base items quoted in the prompt: id, knowledge base, score."),
+    )
     created_at = models.DateTimeField(_("created"))
 
     class Meta:

@@ -44,6 +44,8 @@ class ExchangeRecord:
     tool_results: list[dict] = field(default_factory=list)
     # The request's id (X-Request-Id), to find its log lines from a stored exchange.
     request_id: str = ""
+    # The knowledge-base items quoted in the prompt: [{"id", "datasetId", "score"}].
+    quoted_items: list = field(default_factory=list)
 
 
 history_writer: PerLoop[ExchangeRecord] = PerLoop(
@@ -68,6 +70,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "first_token_ms": exchange.first_token_ms,
         "total_ms": exchange.total_ms,
         "request_id": exchange.request_id,
+        "quoted_items": exchange.quoted_items,
         "created_at": exchange.finished_at,
     }
     if not exchange.question and not exchange.tool_results:
@@ -84,6 +87,7 @@ def _message_rows(conversation_id: int, exchange: ExchangeRecord) -> list[dict]:
         "completion_tokens": None,
         "first_token_ms": None,
         "total_ms": None,
+        "quoted_items": [],
         "created_at": exchange.started_at,
     }
     if not exchange.tool_results:

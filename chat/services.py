@@ -50,6 +50,7 @@ from chat.schemas import (
     ExternalChatRequest,
 )
 from chat.selectors import conversation_context_get
+from knowledge.quotes import BotQuotes, quotes_for
 
 # FastGPT reports one record per executed module; a bot answer is one chat module.
 MODULE_NAME = "AI Chat"
@@ -78,6 +79,7 @@ class ChatTurn:
     external_chat_id: str = ""
     custom_uid: str = ""
     answer_item_id: str = ""
+    knowledge: BotQuotes | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -138,6 +140,8 @@ def prompt_messages(turn: ChatTurn) -> list[dict]:
     system_prompt = fill_variables(turn.bot.system_prompt, turn.variables)
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
+    if turn.knowledge is not None and turn.knowledge.system_message:
+        messages.append({"role": "system", "content": turn.knowledge.system_message})
     messages += turn.history
     messages += turn.messages
     return messages
@@ -148,12 +152,14 @@ async def chat_turn_for_external_chat(
 ) -> ChatTurn:
     """The turn for an AIFlowy externalChat request (HTTP or WebSocket): the caller sends the
     whole context."""
-    return ChatTurn(
+    turn = ChatTurn(
         bot=await bot_for_key(api_key, request.bot_id),
         api_key=api_key,
         source=Conversation.Source.EXTERNAL_CHAT,
         messages=request.messages,
     )
+    turn.knowledge = await quotes_for(turn.bot.id, turn.question)
+    return turn
 
 
 async def chat_turn_for_completion(
@@ -183,6 +189,7 @@ async def chat_turn_for_completion(
     )
     if turn.external_chat_id:
         await chat_turn_load_history(turn)
+    turn.knowledge = await quotes_for(turn.bot.id, turn.question)
     return turn
 
 
@@ -335,6 +342,7 @@ def _exchange(
         answer_item_id=turn.answer_item_id,
         tool_calls=tool_calls,
         tool_results=turn.tool_results,
+        quoted_items=turn.knowledge.quoted_items() if turn.knowledge is not None else [],
     )
 
 
@@ -454,21 +462,18 @@ async def bot_reply_stream(turn: ChatTurn) -> AsyncIterator[str | StreamDelta | 
     yield end
 
 
-def knowledge_quotes(turn: ChatTurn) -> list[dict]:
-    """The knowledge-base passages this answer drew on, as FastGPT's `quoteList` items: none
-    yet. The knowledge-base feature fills this in (and puts them in the prompt)."""
-    return []
-
-
 def chat_module_runs(
     turn: ChatTurn, usage: Completion | StreamEnd, *, answer: str | None = None
 ) -> list[ModuleRun]:
-    """What FastGPT's `detail` reports about this answer: one chat module. `answer` is the
+    """What FastGPT's `detail` reports about this answer: a "Dataset Search" module per
+    knowledge base searched, then the chat module with the quotes it was given. `answer` is the
     streamed text (a `Completion` carries its own)."""
     if answer is None:
         answer = getattr(usage, "content", "") or ""
     params = generation_params(turn)
+    knowledge = turn.knowledge
     return [
+        *(knowledge.modules if knowledge is not None else []),
         ModuleRun(
             name=MODULE_NAME,
             kind=MODULE_TYPE,
@@ -486,6 +491,6 @@ def chat_module_runs(
                 *prompt_messages(turn),
                 {"role": "assistant", "content": answer},
             ],
-            quotes=knowledge_quotes(turn),
-        )
+            quote_list=knowledge.quote_list() if knowledge is not None else [],
+        ),
     ]

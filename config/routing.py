@@ -7,6 +7,7 @@ from aiflowy.health import HealthConsumer, MetricsConsumer, ReadyConsumer
 from chat.routing import http_urlpatterns as chat_http
 from chat.routing import websocket_urlpatterns as chat_websocket
 from shares.routing import http_urlpatterns as share_http
+from knowledge.routing import http_urlpatterns as knowledge_http
 from workflows.routing import http_urlpatterns as workflow_http
 from workflows.routing import websocket_urlpatterns as workflow_websocket
 
@@ -15,5 +16,5 @@ operations_http = [
     path("readyz", ReadyConsumer.as_asgi()),
     path("metrics", MetricsConsumer.as_asgi()),
 ]
-http_urlpatterns = [*chat_http, *workflow_http, *share_http, *operations_http]
+http_urlpatterns = [*chat_http, *workflow_http, *share_http, *knowledge_http, *operations_http]
 websocket_urlpatterns = [*chat_websocket, *workflow_websocket]

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "workflows",
     "demo",
     "shares",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -279,3 +280,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if isinstance(_db_options.get("pool"), dict):
         # How long a request waits for a pooled connection (psycopg_pool's default: 30 s).
         _db_options["pool"].setdefault("timeout", AIFLOWY_DB_CONNECT_TIMEOUT_SECONDS)
+# --- Knowledge bases (knowledge/) ------------------------------------------------------------
+# Where item vectors are searched: "auto" (pgvector when PostgreSQL had the `vector` extension
+# at migrate time, else the embedded numpy matrix), "embedded" or "pgvector".
+AIFLOWY_KNOWLEDGE_VECTOR_BACKEND = env.str("AIFLOWY_KNOWLEDGE_VECTOR_BACKEND", default="auto")
+# pushData: at most this many items per call; an item's `q` + `a` at most this many tokens.
+AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS = env.int("AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS", default=1000)
+AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS", default=3000)
+# QA mode: at most this many tokens per text sent to the LLM.
+AIFLOWY_KNOWLEDGE_MAX_QA_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_QA_TOKENS", default=10000)

@@ -54,6 +54,7 @@ from workflows.engine import (
 )
 from workflows.engine.values import to_jsonable
 from workflows.errors import WorkflowInvalid
+from workflows.knowledge_port import KnowledgeSearchPort
 from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition, bots_out_of_scope
 from workflows.models import Workflow, WorkflowRun
 from workflows.recorder import RunRecord, run_records_write, run_writer
@@ -302,6 +303,7 @@ async def _run_and_record(
                 limits=engine_limits(),
                 on_event=watcher,
                 run_id=str(execution.run_id),
+                knowledge=KnowledgeSearchPort(),
             )
         else:
             outcome = await run_workflow(
@@ -311,6 +313,7 @@ async def _run_and_record(
                 limits=engine_limits(),
                 on_event=watcher,
                 run_id=str(execution.run_id),
+                knowledge=KnowledgeSearchPort(),
             )
     except asyncio.CancelledError:
         if ended_by_shutdown() and not execution.broken:

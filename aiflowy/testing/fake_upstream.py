@@ -28,6 +28,7 @@ By the requested model name:
 - `details`: `system_fingerprint` and usage with `prompt_tokens_details` /
   `completion_tokens_details`, as OpenAI sends them (off otherwise, so the benchmark's
   upstream answers as before).
+Knowledge bases: `/v1/embeddings`, `/v1/rerank` and QA-prompt answers (`fake_knowledge`).
 
 Every request body is kept in `requests` (its headers in `request_headers`), the latest as
 `last_request`; streams the client abandoned are counted in `abandoned_streams`.
@@ -46,6 +47,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from aiflowy.testing import fake_knowledge
 
 REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
@@ -182,6 +185,9 @@ def answer_for(body: dict) -> Answer:
         return Answer(json.dumps(_sample(_resolved(schema, schema), text)), finish_reason=finish)
     if response_format.get("type") == "json_object":
         return Answer(json.dumps({"echo": text}), finish_reason=finish)
+    qa = fake_knowledge.qa_answer(text)
+    if qa is not None:
+        return Answer(qa, finish_reason=finish)
     return Answer(f"Echo: {text}{_media_notes(last_user.get('content'))}", finish_reason=finish)
 
 
@@ -354,6 +360,16 @@ class FakeUpstream:
                     ],
                 },
             )
+            return True
+        if method == "POST" and path.endswith(("/embeddings", "/rerank")):
+            body = json.loads(raw or b"{}")
+            self.requests.append(body)
+            if "fail500" in str(body.get("model", "")):
+                await self._send_json(writer, 500, {"error": {"message": "embedding failure"}})
+            elif path.endswith("/embeddings"):
+                await self._send_json(writer, 200, fake_knowledge.embeddings_body(body))
+            else:
+                await self._send_json(writer, 200, fake_knowledge.rerank_body(body))
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
             await self._send_json(writer, 404, {"error": {"message": "not found"}})

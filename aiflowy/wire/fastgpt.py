@@ -98,7 +98,7 @@ def response_data(modules: Iterable[ModuleRun]) -> list[dict[str, Any]]:
             "answer": module.answer,
             "maxToken": module.max_tokens,
             "temperature": module.temperature,
-            "quoteList": module.quotes,
+            "quoteList": list(module.quote_list),
             "historyPreview": chat_items(module.history),
             "completeMessages": chat_items(module.complete_messages),
         }

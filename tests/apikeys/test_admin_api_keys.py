@@ -53,6 +53,7 @@ def test_the_add_form_asks_only_for_name_expiry_scope_and_rate_limit(admin_clien
         "allowed_bots",
         "default_bot",
         "allowed_workflows",
+        "allowed_knowledge_bases",
         "rate_limit_per_minute",
     }
 

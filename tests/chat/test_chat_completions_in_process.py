@@ -22,6 +22,7 @@ from apikeys.selectors import principal_cache
 from bots.selectors import bot_cache
 from chat.recorder import history_writer
 from config.asgi import application
+from knowledge.quotes import links_cache
 from tests.chat.conftest import COMPLETIONS, sse_json, user
 
 
@@ -51,14 +52,18 @@ def reads(captured: CaptureQueriesContext) -> list[str]:
 
 @pytest.fixture
 def warm_caches(monkeypatch):
-    """Production-like caching of keys and bots (the test settings turn it off)."""
+    """Production-like caching of keys, bots and their knowledge-base links (the test settings
+    turn it off)."""
     monkeypatch.setattr(principal_cache, "ttl", 60.0)
     monkeypatch.setattr(bot_cache, "ttl", 60.0)
+    monkeypatch.setattr(links_cache, "ttl", 60.0)
     principal_cache.invalidate()
     bot_cache.invalidate()
+    links_cache.invalidate()
     yield
     principal_cache.invalidate()
     bot_cache.invalidate()
+    links_cache.invalidate()
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-APPS = ("apikeys", "bots", "chat", "workflows", "demo", "shares")
+APPS = ("apikeys", "bots", "chat", "workflows", "demo", "shares", "knowledge")
 SHARED = "aiflowy"
 ROOT_PACKAGE = "config"
 
@@ -59,6 +59,7 @@ def test_the_plain_python_layers_import_without_django_settings():
     code = (
         "import aiflowy.llm, aiflowy.events, aiflowy.errors, aiflowy.wire.aiflowy, "
         "aiflowy.wire.openai, aiflowy.wire.fastgpt, aiflowy.wire.workflow, workflows.engine\n"
+        "import aiflowy.wire.fastgpt_dataset, knowledge.retrieval\n"
         "from django.conf import settings\n"
         "assert not settings.configured\n"
     )

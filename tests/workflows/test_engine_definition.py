@@ -149,15 +149,6 @@ def test_it_rejects_an_unknown_node_type():
     assert info.value.node_id == "x1"
 
 
-@pytest.mark.parametrize("node_type", ["knowledgeNode"])
-def test_it_names_known_but_unsupported_node_types(node_type):
-    flow = minimal()
-    flow["nodes"].append(node("k1", node_type, title="知识库"))
-    with pytest.raises(DefinitionError, match=f'"{node_type}" is not supported') as info:
-        parse_definition(flow)
-    assert 'node "k1" (知识库)' in str(info.value)
-
-
 def test_it_rejects_a_code_node_with_another_engine_naming_it():
     flow = minimal(
         nodes=[

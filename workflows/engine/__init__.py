@@ -19,7 +19,7 @@ from .definition import (
 )
 from .errors import DefinitionError, InputError, NodeFailed, NodeSuspended
 from .inputs import validate_inputs
-from .ports import EngineLimits, LlmAnswer, LlmPort
+from .ports import EngineLimits, KnowledgePort, LlmAnswer, LlmPort
 from .runner import RunResult, StepRecord, resume_values, resume_workflow, run_workflow
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "EdgeDef",
     "EngineLimits",
     "InputError",
+    "KnowledgePort",
     "LlmAnswer",
     "LlmPort",
     "NodeDef",

@@ -1,4 +1,5 @@
-"""What the engine needs from the outside world: an LLM, and its resource limits.
+"""What the engine needs from the outside world: an LLM, knowledge-base search, and its
+resource limits.
 
 The engine is plain async Python with no Django in it; the project plugs its LLM client in
 through :class:`LlmPort`, and tests plug in a fake.
@@ -42,6 +43,24 @@ class LlmPort(Protocol):
         max_tokens: int | None,
         on_token: TokenCallback | None,
     ) -> LlmAnswer: ...
+
+
+@runtime_checkable
+class KnowledgePort(Protocol):
+    """Search the knowledge base a ``knowledgeNode`` names in ``knowledgeId``: the best
+    ``limit`` items for ``query`` as ``{id, q, a, source, score}`` dicts, best first.
+    ``search_mode`` and ``min_score`` of None mean the knowledge base's defaults. Raise an
+    exception with a readable message on failure (an unknown knowledge base, say)."""
+
+    async def search(
+        self,
+        knowledge_id: str | int | None,
+        query: str,
+        *,
+        limit: int,
+        min_score: float | None,
+        search_mode: str | None,
+    ) -> list[dict]: ...
 
 
 @dataclass(frozen=True, slots=True)

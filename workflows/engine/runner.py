@@ -70,7 +70,7 @@ from .errors import InputError, NodeFailed, NodeSuspended
 from .inputs import validate_inputs
 from .js import JsError, eval_condition
 from .nodes import NodeContext, execute_node, resolve_parameters
-from .ports import EngineLimits, LlmPort
+from .ports import EngineLimits, KnowledgePort, LlmPort
 from .state import NodeCounters, script_state
 from .values import CoercionError, RunMemory, coerce, is_blank, parse_data_type, to_jsonable
 
@@ -220,9 +220,11 @@ class _Run:
         limits: EngineLimits,
         on_event: EventCallback | None,
         run_id: str = "",
+        knowledge: KnowledgePort | None = None,
     ) -> None:
         self.defn = defn
         self.llm = llm
+        self.knowledge = knowledge
         self.limits = limits
         self.on_event = on_event
         self.run_id = run_id
@@ -503,6 +505,7 @@ class _Run:
             self.emit if self.on_event is not None else None,
             script_state=partial(self.script_state, node.id),
             run_body=partial(self.run_body, node) if node.type == "loopNode" else None,
+            knowledge=self.knowledge,
         )
 
     async def run_node(self, node: NodeDef) -> _Outcome:
@@ -790,6 +793,7 @@ async def run_workflow(
     limits: EngineLimits | None = None,
     on_event: EventCallback | None = None,
     run_id: str = "",
+    knowledge: KnowledgePort | None = None,
 ) -> RunResult:
     """Run ``defn`` with the caller's ``variables`` and report how it went.
 
@@ -801,7 +805,7 @@ async def run_workflow(
     ``CancelledError``. ``run_id`` is what scripts see as ``_chain.getStateInstanceId()``.
     """
     checked = validate_inputs(defn, variables)
-    run = _Run(defn, checked, llm, limits or EngineLimits(), on_event, run_id)
+    run = _Run(defn, checked, llm, limits or EngineLimits(), on_event, run_id, knowledge)
     return await run.run()
 
 
@@ -848,6 +852,7 @@ async def resume_workflow(
     limits: EngineLimits | None = None,
     on_event: EventCallback | None = None,
     run_id: str = "",
+    knowledge: KnowledgePort | None = None,
 ) -> RunResult:
     """Continue a suspended run from its ``snapshot`` with the ``values`` a person gave.
 
@@ -856,7 +861,7 @@ async def resume_workflow(
     not fit raise :class:`InputError` before anything runs.
     """
     given = resume_values(snapshot, values)
-    run = _Run(defn, {}, llm, limits or EngineLimits(), on_event, run_id)
+    run = _Run(defn, {}, llm, limits or EngineLimits(), on_event, run_id, knowledge)
     run.restore(snapshot)
     run.memory.values.update(given)
     waiting = [node_id for node_id in defn.order if node_id in (snapshot.get("suspended") or {})]

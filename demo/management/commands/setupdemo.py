@@ -13,14 +13,19 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from aiflowy.errors import UpstreamError
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
+from demo.knowledge import DEMO_ITEMS, DEMO_KNOWLEDGE_BASE_NAME
 from demo.workflows import (
     DEMO_WORKFLOW_DESCRIPTION,
     DEMO_WORKFLOW_TITLE,
     demo_workflow_definition,
 )
+from knowledge.models import BotKnowledgeBase, Collection, KnowledgeBase, SearchMode
+from knowledge.selectors import knowledge_base_config_get
+from knowledge.services import NewItem, data_items_insert_now
 from workflows.definitions import workflow_create
 from workflows.models import Workflow
 
@@ -47,6 +52,7 @@ class Command(BaseCommand):
             },
         )
         workflow = self._workflow(bot)
+        knowledge_base = self._knowledge_base(bot, provider)
         self.stdout.write(
             f"Admin:        {host}/admin/  (login {username!r}, password {password!r})"
         )
@@ -54,7 +60,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo bot id:  {bot.pk}")
         if workflow is not None:
             self.stdout.write(f"Demo workflow id: {workflow.pk}")
-        self._key(host, bot)
+        search = knowledge_base.embedding_model or "full-text search"
+        self.stdout.write(f"Demo knowledge base id: {knowledge_base.pk} ({search})")
+        self._key(host, bot, knowledge_base)
 
     def _admin(self) -> tuple[str, str]:
         username = os.environ.get("DEMO_ADMIN_USER", "admin")
@@ -97,19 +105,60 @@ class Command(BaseCommand):
             definition=demo_workflow_definition(bot.pk),
         )
 
-    def _key(self, host: str, bot: Bot) -> None:
+    def _knowledge_base(self, bot: Bot, provider: LlmProvider) -> KnowledgeBase:
+        """The bilingual demo handbook, linked to the demo bot. Embeddings only with a real
+        provider (`OPENAI_EMBEDDING_MODEL`, default text-embedding-3-small); full text with
+        the offline one. Items already there are skipped, so this is safe on every start."""
+        real = provider.kind == LlmProvider.Kind.OPENAI
+        embedding_model = (
+            os.environ.get("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small") if real else ""
+        )
+        kb, _ = KnowledgeBase.objects.update_or_create(
+            name=DEMO_KNOWLEDGE_BASE_NAME,
+            defaults={
+                "description": "Demo: a small bilingual company handbook",
+                "embedding_provider": provider if real else None,
+                "embedding_model": embedding_model,
+                "qa_provider": provider,
+                "search_mode": SearchMode.MIXED if real else SearchMode.FULL_TEXT,
+            },
+        )
+        collection, _ = Collection.objects.get_or_create(
+            knowledge_base=kb, name="Demo handbook", kind=Collection.Kind.TEXT
+        )
+        try:
+            data_items_insert_now(
+                knowledge_base_config_get(kb.pk),
+                [NewItem(q, a, source="Demo handbook") for q, a in DEMO_ITEMS],
+                collection_id=collection.pk,
+            )
+        except UpstreamError as exc:
+            # The provider may be down; the next start fills the knowledge base.
+            self.stderr.write(f"Demo knowledge base not filled: {exc.operator_detail}")
+        BotKnowledgeBase.objects.update_or_create(
+            bot=bot,
+            knowledge_base=kb,
+            defaults={"search_mode": kb.search_mode, "limit": 3, "min_score": 0.0},
+        )
+        return kb
+
+    def _key(self, host: str, bot: Bot, kb: KnowledgeBase) -> None:
         existing = ApiKey.objects.filter(name=DEMO_KEY_NAME).first()
         if existing is not None:
             if not existing.allowed_bots.exists():
                 # A demo key made before keys were bound to the demo bot.
                 existing.allowed_bots.set([bot.pk])
                 ApiKey.objects.filter(pk=existing.pk).update(default_bot=bot)
+            if not existing.allowed_knowledge_bases.exists():
+                existing.allowed_knowledge_bases.set([kb.pk])
             self.stdout.write(
                 f"Demo API key: exists ({existing.prefix}…); it was shown when it was created. "
                 "New one: .venv/bin/python manage.py createapikey --name demo2"
             )
             return
-        _api_key, raw_key = api_key_create(name=DEMO_KEY_NAME, bot_ids=[bot.pk])
+        _api_key, raw_key = api_key_create(
+            name=DEMO_KEY_NAME, bot_ids=[bot.pk], knowledge_base_ids=[kb.pk]
+        )
         self.stdout.write(f"Demo API key (shown once, copy it now): {raw_key}")
         self.stdout.write("Try it:")
         self.stdout.write(
@@ -121,4 +170,18 @@ class Command(BaseCommand):
             f"  curl -s {host}/v1/chat/completions -H 'Authorization: Bearer {raw_key}' "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"messages": [{{"role": "user", "content": "Hello, how are you?"}}]}}\''
+        )
+        auth = f"-H 'Authorization: Bearer {raw_key}' -H 'Content-Type: application/json'"
+        self.stdout.write("Knowledge base (FastGPT's API):")
+        self.stdout.write(
+            f"  curl -s {host}/api/support/wallet/bill/createTrainingBill {auth} -d '{{}}'"
+        )
+        self.stdout.write(
+            f"  curl -s {host}/api/core/dataset/data/pushData {auth} "
+            f'-d \'{{"kbId": {kb.pk}, "mode": "index", "data": [{{"q": "公司几点上班？", '
+            f'"a": "九点。"}}]}}\''
+        )
+        self.stdout.write(
+            f"  curl -s {host}/api/core/dataset/searchTest {auth} "
+            f'-d \'{{"kbId": {kb.pk}, "text": "忘记了密码怎么办？"}}\''
         )

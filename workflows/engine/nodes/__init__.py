@@ -1,7 +1,7 @@
 """The node types the engine runs, one module each, and the registry that names them.
 
 Each module (``start``, ``end``, ``template``, ``llm``, ``http``, ``code``, ``loop``,
-``confirm``) holds everything about its type — how its settings are read and checked, which
+``confirm``, ``search``, ``knowledge``) holds everything about its type — how its settings are read and checked, which
 outputs it declares, how it executes — in one ``NODE_TYPE`` (a :class:`NodeType`, see
 :mod:`.base` for the contract).
 :mod:`..definition` asks :data:`NODE_TYPES` for a type's settings and outputs; the runner
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import code, confirm, end, http, llm, loop, search, start, template
+from . import code, confirm, end, http, knowledge, llm, loop, search, start, template
 from .base import NodeContext, NodeType, resolve_parameters
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -27,11 +27,12 @@ NODE_TYPES: dict[str, NodeType] = {
         loop.NODE_TYPE,
         confirm.NODE_TYPE,
         search.NODE_TYPE,
+        knowledge.NODE_TYPE,
     )
 }
 
 # Tinyflow node types we know but do not run (yet); named in the error so the author knows.
-KNOWN_UNSUPPORTED_NODE_TYPES = frozenset({"knowledgeNode"})
+KNOWN_UNSUPPORTED_NODE_TYPES: frozenset[str] = frozenset()
 
 
 async def execute_node(ctx: NodeContext) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from aiflowy.events import RunEvent
 
 from ..errors import NodeFailed, NodeSuspended
 from ..model import NodeDef, Parameter
-from ..ports import EngineLimits, LlmPort
+from ..ports import EngineLimits, KnowledgePort, LlmPort
 from ..values import CoercionError, RunMemory, coerce, is_blank, make_lookup, render_text
 
 Emit = Callable[[RunEvent], Awaitable[None]]
@@ -40,6 +40,7 @@ class NodeContext:
     meta: dict[str, Any] = field(default_factory=dict)
     script_state: ScriptState | None = None
     run_body: RunBody | None = None
+    knowledge: KnowledgePort | None = None
 
 
 Executor = Callable[[NodeContext], Awaitable[dict[str, Any]]]

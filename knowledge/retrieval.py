@@ -1,0 +1,451 @@
+"""Retrieval for knowledge bases, in plain Python (no Django, no request): terms for
+full-text search, the in-memory BM25 and vector indexes, embeddings and rerank through the
+provider's OpenAI-compatible API, and reciprocal-rank fusion.
+
+Why in-memory indexes: one code path for SQLite and PostgreSQL, and a search at 100,000
+items is a few numpy operations (docs/knowledge.md has the numbers). The services load an
+index per knowledge base once and rebuild it when the knowledge base's `data_version`
+changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aiflowy.errors import UpstreamError
+from aiflowy.llm import ProviderConfig, estimate_tokens, upstream_client
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH_SIZE = 64
+EMBED_ATTEMPTS = 3
+EMBED_CONCURRENCY = 4
+RRF_K = 60
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+", re.UNICODE)
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "can",
+        "my",
+        "me",
+        "we",
+        "our",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "的",
+        "了",
+        "是",
+        "在",
+        "和",
+        "与",
+        "及",
+        "或",
+        "吗",
+        "呢",
+        "啊",
+        "吧",
+        "我",
+        "你",
+        "他",
+        "她",
+        "它",
+        "们",
+        "怎么",
+        "什么",
+        "如何",
+        "哪些",
+        "哪个",
+        "一个",
+        "有",
+        "没有",
+        "可以",
+        "能",
+        "要",
+        "会",
+        "就",
+        "都",
+        "也",
+        "还",
+        "请问",
+        "请",
+        "一下",
+    )
+)
+
+
+@functools.cache
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+@functools.cache
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def search_terms(text: str) -> list[str]:
+    """The full-text terms of `text`: Chinese runs cut by jieba (search mode, so a long word
+    also yields its shorter words), other words lower-cased and Snowball-stemmed; stopwords
+    dropped. The same function indexes items and queries, so a Chinese question finds a
+    passage that shares words with it but no exact phrase."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    terms: list[str] = []
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        if _CJK.fullmatch(word):
+            for piece in _jieba().cut_for_search(word):
+                if piece not in _STOPWORDS:
+                    terms.append(piece)
+        elif word not in _STOPWORDS:
+            terms.append(_stem(word))
+    return terms
+
+
+# --- chunking -----------------------------------------------------------------------------
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s")
+
+
+def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
+    """Split `text` into chunks of at most `size` characters, cut after paragraph or sentence
+    ends where possible, consecutive chunks sharing about `overlap` characters."""
+    text = text.strip()
+    if not text:
+        return []
+    size = max(size, 50)
+    overlap = min(max(overlap, 0), size // 2)
+    pieces = [p for p in _SENTENCE_END.split(text) if p and p.strip()]
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        while len(piece) > size:
+            head, piece = piece[:size], piece[size - overlap :]
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(head)
+        if len(current) + len(piece) > size and current:
+            chunks.append(current)
+            current = current[-overlap:] if overlap else ""
+        current += piece
+    if current.strip():
+        chunks.append(current)
+    return [chunk.strip() for chunk in chunks if chunk.strip()]
+
+
+# --- scored results ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One item found, by its index position and a score in [0, 1]."""
+
+    item_id: int
+    score: float
+
+
+# --- full text ---------------------------------------------------------------------------
+@dataclass
+class FullTextIndex:
+    """BM25 over `search_terms`, as postings arrays per term."""
+
+    item_ids: np.ndarray
+    postings: dict[str, tuple[np.ndarray, np.ndarray]]
+    doc_lengths: np.ndarray
+    average_length: float
+    k1: float = 1.2
+    b: float = 0.75
+
+    @classmethod
+    def build(cls, rows: Iterable[tuple[int, str]]) -> FullTextIndex:
+        """`rows`: (item id, space-joined terms)."""
+        ids: list[int] = []
+        lengths: list[int] = []
+        term_docs: dict[str, list[int]] = {}
+        term_tfs: dict[str, list[int]] = {}
+        for position, (item_id, joined) in enumerate(rows):
+            ids.append(item_id)
+            terms = joined.split()
+            lengths.append(len(terms))
+            counts: dict[str, int] = {}
+            for term in terms:
+                counts[term] = counts.get(term, 0) + 1
+            for term, count in counts.items():
+                term_docs.setdefault(term, []).append(position)
+                term_tfs.setdefault(term, []).append(count)
+        postings = {
+            term: (np.asarray(docs, dtype=np.int32), np.asarray(term_tfs[term], dtype=np.float32))
+            for term, docs in term_docs.items()
+        }
+        doc_lengths = np.asarray(lengths, dtype=np.float32)
+        average = float(doc_lengths.mean()) if len(lengths) else 0.0
+        return cls(np.asarray(ids, dtype=np.int64), postings, doc_lengths, average or 1.0)
+
+    def search(self, query: str, limit: int) -> list[Hit]:
+        """The best `limit` items. The score is BM25 divided by its upper bound for this
+        query (every query term at saturating frequency), so it lies in [0, 1] and a min-score
+        means the same for short and long questions."""
+        terms = list(dict.fromkeys(search_terms(query)))
+        count = len(self.item_ids)
+        if not terms or not count:
+            return []
+        scores = np.zeros(count, dtype=np.float32)
+        bound = 0.0
+        for term in terms:
+            posting = self.postings.get(term)
+            document_frequency = 0 if posting is None else len(posting[0])
+            idf = math.log(1 + (count - document_frequency + 0.5) / (document_frequency + 0.5))
+            bound += idf * (self.k1 + 1)
+            if posting is None:
+                continue
+            docs, tfs = posting
+            norm = self.k1 * (1 - self.b + self.b * self.doc_lengths[docs] / self.average_length)
+            scores[docs] += idf * tfs * (self.k1 + 1) / (tfs + norm)
+        return _top(self.item_ids, scores / bound if bound else scores, limit)
+
+
+def _top(item_ids: np.ndarray, scores: np.ndarray, limit: int) -> list[Hit]:
+    if limit <= 0 or not len(scores):
+        return []
+    limit = min(limit, len(scores))
+    best = np.argpartition(-scores, limit - 1)[:limit]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return [
+        Hit(int(item_ids[position]), float(min(max(scores[position], 0.0), 1.0)))
+        for position in best
+        if scores[position] > 0
+    ]
+
+
+# --- vectors -----------------------------------------------------------------------------
+def vector_to_bytes(vector: Sequence[float]) -> bytes:
+    return normalized(np.asarray(vector, dtype=np.float32)).astype("<f4").tobytes()
+
+
+def vector_from_bytes(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def normalized(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+@dataclass
+class VectorMatrix:
+    """Unit-length float32 vectors, one row per item: cosine similarity is one mat-vec."""
+
+    item_ids: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def build(cls, rows: Iterable[tuple[int, bytes]]) -> VectorMatrix:
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for item_id, raw in rows:
+            if raw:
+                ids.append(item_id)
+                vectors.append(vector_from_bytes(bytes(raw)))
+        if not vectors:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+        return cls(np.asarray(ids, dtype=np.int64), np.vstack(vectors))
+
+    def search(self, query_vector: np.ndarray, limit: int) -> list[Hit]:
+        if not len(self.item_ids) or self.matrix.shape[1] != len(query_vector):
+            return []
+        cosine = self.matrix @ normalized(query_vector.astype(np.float32))
+        # The cosine similarity is the score (FastGPT's); opposite directions count as 0.
+        return _top(self.item_ids, cosine, limit)
+
+
+@dataclass
+class EmbeddingResult:
+    vectors: list[np.ndarray]
+    tokens: int = 0
+    calls: int = 0
+
+
+async def embed_texts(
+    provider: ProviderConfig,
+    model: str,
+    texts: Sequence[str],
+    *,
+    batch_size: int = EMBED_BATCH_SIZE,
+) -> EmbeddingResult:
+    """Embeddings for `texts` through the provider's `/v1/embeddings`, `batch_size` texts per
+    call and up to `EMBED_CONCURRENCY` calls at once, each retried (with a short backoff) on a
+    rate limit, a 5xx or a dropped connection. Vectors travel as base64 float32 (what the
+    OpenAI SDK asks for by default: a quarter of the bytes of JSON numbers, and no float
+    parsing). Tokens are the provider's count, or our estimate when it reports none."""
+    batches = [
+        list(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
+    ]
+    limit = asyncio.Semaphore(EMBED_CONCURRENCY)
+
+    async def one(batch: list[str]) -> tuple[list[np.ndarray], int]:
+        async with limit:
+            return await _embed_batch(provider, model, batch)
+
+    done = await asyncio.gather(*(one(batch) for batch in batches))
+    result = EmbeddingResult(vectors=[], calls=len(batches))
+    for vectors, tokens in done:
+        result.vectors += vectors
+        result.tokens += tokens
+    return result
+
+
+async def _embed_batch(
+    provider: ProviderConfig, model: str, batch: list[str]
+) -> tuple[list[np.ndarray], int]:
+    import httpx2
+    import openai
+
+    body = {"model": model, "input": batch, "encoding_format": "base64"}
+    for attempt in range(EMBED_ATTEMPTS):
+        try:
+            response = await upstream_client(provider).post(
+                "/embeddings", body=body, cast_to=httpx2.Response
+            )
+            data = json.loads(response.content)
+            break
+        except (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APIConnectionError,
+        ) as exc:
+            if attempt == EMBED_ATTEMPTS - 1:
+                raise _embedding_error(provider, exc) from None
+            await asyncio.sleep(0.2 * 2**attempt)
+        except (openai.OpenAIError, ValueError) as exc:
+            raise _embedding_error(provider, exc) from None
+    try:
+        rows = sorted(data["data"], key=lambda row: row["index"])
+        vectors = [normalized(_vector(row["embedding"])) for row in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _embedding_error(provider, exc) from None
+    if len(vectors) != len(batch):
+        raise UpstreamError(
+            "The embedding provider returned the wrong number of vectors.",
+            operator_detail=f"provider {provider.id}: {len(vectors)} vectors for {len(batch)}",
+        )
+    tokens = (data.get("usage") or {}).get("prompt_tokens") or sum(
+        estimate_tokens(text) for text in batch
+    )
+    return vectors, tokens
+
+
+def _vector(embedding) -> np.ndarray:
+    """A vector as the provider sent it: base64 float32, or (from providers that ignore
+    `encoding_format`) a list of numbers."""
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _embedding_error(provider: ProviderConfig, exc: Exception) -> UpstreamError:
+    status = getattr(exc, "status_code", None)
+    error = UpstreamError(
+        "The embedding provider failed" + (f" (HTTP {status})." if status else "."),
+        operator_detail=f"provider {provider.id}: embeddings: {type(exc).__name__}: {exc}",
+    )
+    logger.warning("Embedding failure: %s", error.operator_detail)
+    return error
+
+
+async def rerank(
+    provider: ProviderConfig, model: str, query: str, documents: list[str]
+) -> list[float] | None:
+    """Relevance scores in [0, 1] from the provider's `/rerank` (Jina/Cohere/Xinference shape:
+    `{model, query, documents}` → `results: [{index, relevance_score}]`), or None when it
+    fails: a rerank is an improvement, never a reason to fail a search."""
+    import httpx2
+
+    try:
+        response = await upstream_client(provider).post(
+            "/rerank",
+            body={"model": model, "query": query, "documents": documents},
+            cast_to=httpx2.Response,
+        )
+        scores = [0.0] * len(documents)
+        for result in response.json()["results"]:
+            scores[int(result["index"])] = float(result["relevance_score"])
+        return scores
+    except Exception as exc:
+        logger.warning("Rerank failed, keeping the search order: %s", exc)
+        return None
+
+
+# --- fusion --------------------------------------------------------------------------------
+@dataclass
+class Fused:
+    item_id: int
+    score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+
+
+def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], limit: int) -> list[Hit]:
+    """Reciprocal-rank fusion (k = 60) of several rankings. The fused score is scaled by its
+    best possible value (first in every ranking) so it stays in [0, 1]."""
+    totals: dict[int, float] = {}
+    for hits in rankings.values():
+        for rank, hit in enumerate(hits):
+            totals[hit.item_id] = totals.get(hit.item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best_possible = len(rankings) / (RRF_K + 1) or 1.0
+    ordered = sorted(totals.items(), key=lambda pair: -pair[1])[:limit]
+    return [Hit(item_id, score / best_possible) for item_id, score in ordered]

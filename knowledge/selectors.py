@@ -1,0 +1,131 @@
+"""Reading knowledge bases on the search path: a snapshot of the settings and the per-process
+search indexes, rebuilt when the knowledge base's `data_version` has moved on."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from aiflowy.llm import ProviderConfig
+from bots.selectors import provider_config
+from knowledge.models import BotKnowledgeBase, DataItem, KnowledgeBase
+from knowledge.retrieval import FullTextIndex, VectorMatrix
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBaseConfig:
+    id: int
+    name: str
+    data_version: int
+    embedding_provider: ProviderConfig | None
+    embedding_model: str
+    rerank_provider: ProviderConfig | None
+    rerank_model: str
+    qa_provider: ProviderConfig | None
+    qa_model: str
+    search_mode: str
+    search_limit: int
+    min_score: float
+    quote_template: str
+    quote_prompt: str
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.embedding_provider is not None and bool(self.embedding_model)
+
+    @classmethod
+    def from_model(cls, kb: KnowledgeBase) -> KnowledgeBaseConfig:
+        def provider(p):
+            return provider_config(p) if p is not None else None
+
+        return cls(
+            id=kb.pk,
+            name=kb.name,
+            data_version=kb.data_version,
+            embedding_provider=provider(kb.embedding_provider),
+            embedding_model=kb.embedding_model,
+            rerank_provider=provider(kb.rerank_provider),
+            rerank_model=kb.rerank_model,
+            qa_provider=provider(kb.qa_provider or kb.embedding_provider),
+            qa_model=kb.qa_model,
+            search_mode=kb.search_mode,
+            search_limit=kb.search_limit,
+            min_score=kb.min_score,
+            quote_template=kb.quote_template,
+            quote_prompt=kb.quote_prompt,
+        )
+
+
+def knowledge_base_config_get(knowledge_base_id: int) -> KnowledgeBaseConfig | None:
+    """Read now (one query): every search must see the current `data_version`."""
+    kb = (
+        KnowledgeBase.objects.select_related("embedding_provider", "rerank_provider", "qa_provider")
+        .filter(pk=knowledge_base_id)
+        .first()
+    )
+    return KnowledgeBaseConfig.from_model(kb) if kb is not None else None
+
+
+@dataclass
+class _Indexes:
+    version: int
+    full_text: FullTextIndex | None = None
+    vectors: VectorMatrix | None = None
+
+
+_indexes: dict[int, _Indexes] = {}
+_lock = threading.Lock()
+
+
+def _current(kb: KnowledgeBaseConfig) -> _Indexes:
+    cached = _indexes.get(kb.id)
+    if cached is None or cached.version != kb.data_version:
+        cached = _Indexes(version=kb.data_version)
+        _indexes[kb.id] = cached
+    return cached
+
+
+def full_text_index(kb: KnowledgeBaseConfig) -> FullTextIndex:
+    """The knowledge base's BM25 index at `kb.data_version`, built on first use."""
+    with _lock:
+        indexes = _current(kb)
+        if indexes.full_text is None:
+            rows = DataItem.objects.filter(knowledge_base_id=kb.id).values_list(
+                "id", "search_terms"
+            )
+            indexes.full_text = FullTextIndex.build(rows.iterator(chunk_size=5000))
+        return indexes.full_text
+
+
+def vector_matrix(kb: KnowledgeBaseConfig) -> VectorMatrix:
+    """The knowledge base's vectors at `kb.data_version` (embedded backend), built on first use."""
+    with _lock:
+        indexes = _current(kb)
+        if indexes.vectors is None:
+            rows = DataItem.objects.filter(
+                knowledge_base_id=kb.id, embedding__isnull=False
+            ).values_list("id", "embedding")
+            indexes.vectors = VectorMatrix.build(rows.iterator(chunk_size=5000))
+        return indexes.vectors
+
+
+def indexes_forget() -> None:
+    with _lock:
+        _indexes.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class BotKnowledgeLink:
+    knowledge_base_id: int
+    search_mode: str
+    limit: int
+    min_score: float
+
+
+def bot_knowledge_links(bot_id: int) -> list[BotKnowledgeLink]:
+    return [
+        BotKnowledgeLink(kb_id, mode, limit, min_score)
+        for kb_id, mode, limit, min_score in BotKnowledgeBase.objects.filter(bot_id=bot_id)
+        .order_by("id")
+        .values_list("knowledge_base_id", "search_mode", "limit", "min_score")
+    ]

@@ -6,8 +6,8 @@ from django.db.models import Exists, OuterRef
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.translation import gettext
 from django.utils.html import format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from aiflowy.admin_charts import bar_chart_svg

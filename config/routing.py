@@ -6,8 +6,8 @@ from django.urls import path
 from aiflowy.health import HealthConsumer, MetricsConsumer, ReadyConsumer
 from chat.routing import http_urlpatterns as chat_http
 from chat.routing import websocket_urlpatterns as chat_websocket
-from shares.routing import http_urlpatterns as share_http
 from knowledge.routing import http_urlpatterns as knowledge_http
+from shares.routing import http_urlpatterns as share_http
 from workflows.routing import http_urlpatterns as workflow_http
 from workflows.routing import websocket_urlpatterns as workflow_websocket
 

@@ -1,9 +1,9 @@
 """The node types the engine runs, one module each, and the registry that names them.
 
 Each module (``start``, ``end``, ``template``, ``llm``, ``http``, ``code``, ``loop``,
-``confirm``, ``search``, ``knowledge``) holds everything about its type — how its settings are read and checked, which
-outputs it declares, how it executes — in one ``NODE_TYPE`` (a :class:`NodeType`, see
-:mod:`.base` for the contract).
+``confirm``, ``search``, ``knowledge``) holds everything about its type — how its settings
+are read and checked, which outputs it declares, how it executes — in one ``NODE_TYPE`` (a
+:class:`NodeType`, see :mod:`.base` for the contract).
 :mod:`..definition` asks :data:`NODE_TYPES` for a type's settings and outputs; the runner
 calls :func:`execute_node`. Adding a type is one new module plus one line in ``NODE_TYPES``.
 """

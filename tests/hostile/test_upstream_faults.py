@@ -25,15 +25,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUESTION = "what now"
 
 # model (or provider address) → the status the caller gets
-# Until i11a's change lands, a refused connection or an unresolvable name is a 504 here.
-CONNECT_502 = pytest.mark.xfail(reason="502 with the connection-error kinds of i11a", strict=False)
 FAULTS = [
     pytest.param("fail500", 502, id="upstream 500"),
     pytest.param("fail429", 502, id="upstream 429"),
     pytest.param("fail429retry", 502, id="upstream 429 + Retry-After"),
     pytest.param("hang", 504, id="upstream hangs"),
-    pytest.param("refused", 502, id="refused", marks=CONNECT_502),
-    pytest.param("dns", 502, id="name does not resolve", marks=CONNECT_502),
+    pytest.param("refused", 502, id="refused"),
+    pytest.param("dns", 502, id="name does not resolve"),
 ]
 
 

@@ -2,9 +2,10 @@
 ``workflows/static/workflows/tinyflow/``): its provider lists and the node types to hide.
 
 The lists come from the project: bots for ``llm`` (an ``llmNode``'s ``llmId`` names a bot),
-search engines for ``searchEngine``, and knowledge bases for ``knowledge`` (none until the
-knowledge-base app exists). Node types the engine does not run are hidden, so every node
-the editor offers can be saved.
+search engines for ``searchEngine``, and the knowledge bases of the ``knowledge`` app for
+``knowledge`` (a ``knowledgeNode``'s ``knowledgeId`` is the knowledge base's id, what
+`workflows.knowledge_port` looks up). Node types the engine does not run are hidden, so every
+node the editor offers can be saved.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bots.models import Bot
+from knowledge.models import KnowledgeBase
 from workflows.engine.nodes import NODE_TYPES
 from workflows.search_engines import search_engine_choices
 
@@ -31,12 +33,16 @@ TINYFLOW_NODE_TYPES = (
 
 
 def workflow_editor_config() -> dict[str, Any]:
+    """The editor's provider lists (``{value, label}`` each, as Tinyflow's selects expect)."""
     return {
         "llm": [
             {"value": bot.pk, "label": bot.name}
             for bot in Bot.objects.filter(enabled=True).order_by("name").only("pk", "name")
         ],
-        "knowledge": [],
+        "knowledge": [
+            {"value": kb.pk, "label": kb.name}
+            for kb in KnowledgeBase.objects.order_by("name").only("pk", "name")
+        ],
         "searchEngine": search_engine_choices(),
         "hiddenNodes": [name for name in TINYFLOW_NODE_TYPES if name not in NODE_TYPES],
     }

@@ -6,17 +6,23 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.conftest import ROOT, wait_until
+from aiflowy.testing.servers import start_daphne, stop_process
+from knowledge.models import KnowledgeBase
+from knowledge.selectors import KnowledgeBaseConfig
+from knowledge.services import NewItem, data_items_insert_now
+from tests.conftest import ROOT, _database_url, wait_until
+from tests.workflows.test_search_engine import FakeSearch
 from workflows.admin import STARTER_DEFINITION
 from workflows.definitions import workflow_create
 from workflows.engine import parse_definition
-from workflows.models import SearchEngine, Workflow
+from workflows.models import SearchEngine, Workflow, WorkflowRun
 
 CHROMIUM = Path("/usr/bin/chromium")
 STATIC = ROOT / "workflows" / "static"
@@ -50,10 +56,49 @@ def serve_static(route) -> None:
 
 
 @pytest.fixture
-def browser_page(live_server_url, operator, workflow, bot):
+def fake_search() -> Iterator[FakeSearch]:
+    """A loopback search server (SearXNG's JSON API) for the search and HTTP nodes."""
+    service = FakeSearch()
+    service.thread.start()
+    yield service
+    service.server.shutdown()
+    service.server.server_close()
+
+
+@pytest.fixture
+def knowledge_base(transactional_db) -> KnowledgeBase:
+    kb = KnowledgeBase.objects.create(name="手册", search_mode="fullTextRecall")
+    data_items_insert_now(
+        KnowledgeBaseConfig.from_model(kb),
+        [NewItem(q="Tinyflow draws workflows", a="in the admin's editor")],
+    )
+    return kb
+
+
+@pytest.fixture(scope="module")
+def editor_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """Daphne on the test database whose HTTP nodes may call loopback addresses, so the
+    drawn workflow's HTTP node can reach the fake search server (production refuses)."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": database_url,
+        "AIFLOWY_WORKFLOW_HTTP_ALLOW_PRIVATE": "true",
+    }
+    process, url = start_daphne(env=env, log_path=ROOT / ".pytest_cache" / "daphne-editor.log")
+    yield url
+    stop_process(process)
+
+
+@pytest.fixture
+def browser_page(editor_server_url, operator, workflow, bot, knowledge_base, fake_search):
     """Set up after the database rows it needs: Playwright's sync API runs an event loop in
     this thread, and Django refuses ORM calls while one runs."""
-    SearchEngine.objects.create(name="searx", title="SearX", url="https://searx.example")
+    SearchEngine.objects.create(
+        name="searx", title="SearX", kind="searxng", url=fake_search.url, allow_private=True
+    )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -62,7 +107,7 @@ def browser_page(live_server_url, operator, workflow, bot):
             args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
         )
         context = browser.new_context(
-            locale="zh-CN", base_url=live_server_url, viewport={"width": 1500, "height": 1000}
+            locale="zh-CN", base_url=editor_server_url, viewport={"width": 1500, "height": 1000}
         )
         context.route("**/static/workflows/**", serve_static)
         page = context.new_page()
@@ -72,8 +117,8 @@ def browser_page(live_server_url, operator, workflow, bot):
         browser.close()
 
 
-def test_operator_draws_saves_and_runs_a_workflow_and_every_offered_node_saves(
-    browser_page, workflow, bot
+def test_operator_draws_saves_and_runs_a_workflow_and_every_offered_node_runs(
+    browser_page, workflow, bot, knowledge_base, fake_search
 ):
     page = browser_page
     page.goto("/admin/login/")
@@ -90,7 +135,7 @@ def test_operator_draws_saves_and_runs_a_workflow_and_every_offered_node_saves(
     config = json.loads(page.text_content("#workflow-editor-config"))
     assert config["llm"] == [{"value": bot.pk, "label": bot.name}]
     assert config["searchEngine"] == [{"value": "searx", "label": "SearX"}]
-    assert config["knowledge"] == []
+    assert config["knowledge"] == [{"value": knowledge_base.pk, "label": "手册"}]
     offered = page.locator(".tf-toolbar-container-base .tf-btn")
     assert offered.count() == 10 - len(config["hiddenNodes"])
 
@@ -139,21 +184,30 @@ def test_operator_draws_saves_and_runs_a_workflow_and_every_offered_node_saves(
     result = json.loads(page.text_content(".run-result"))
     assert result == {"text": "HELLO-TINY-FLOW!"}
 
-    every_offered_node_type_saves(page, workflow, bot)
+    every_offered_node_type_saves_and_runs(
+        page, workflow, {"bot": bot.pk, "kb": knowledge_base.pk, "url": fake_search.url}
+    )
 
 
-# What an operator must fill in before a freshly dropped node can run, per type.
+# What an operator must fill in before a freshly dropped node can run, per type, given the
+# project's bot and knowledge base ids and the loopback fake search server's URL.
 REQUIRED_SETTINGS = {
-    "llmNode": lambda bot_id: {"llmId": bot_id, "userPrompt": "Say hi"},
-    "searchEngineNode": lambda bot_id: {"engine": "searx", "keyword": "news"},
-    "httpNode": lambda bot_id: {"url": "https://example.org/", "method": "get"},
+    "llmNode": lambda project: {"llmId": project["bot"], "userPrompt": "Say hi"},
+    "searchEngineNode": lambda project: {"engine": "searx", "keyword": "news"},
+    "httpNode": lambda project: {
+        "url": f"{project['url']}/search?q=x&format=json",
+        "method": "get",
+    },
     # The editor proposes QLExpress; only JavaScript runs here.
-    "codeNode": lambda bot_id: {"engine": "js", "code": "_result.x = 1;"},
-    "templateNode": lambda bot_id: {"template": "#(1 + 1)"},
+    "codeNode": lambda project: {"engine": "js", "code": "_result.x = 1;"},
+    "templateNode": lambda project: {"template": "#(1 + 1)"},
+    "knowledgeNode": lambda project: {"knowledgeId": project["kb"], "keyword": "tinyflow"},
+    "loopNode": lambda project: {"loopVars": [{"name": "times", "refType": "fixed", "value": "2"}]},
+    "confirmNode": lambda project: {"message": "继续？"},
 }
 
 
-def every_offered_node_type_saves(page, workflow, bot) -> None:
+def every_offered_node_type_saves_and_runs(page, workflow, project: dict) -> None:
     """Part of the test above: the live server caches content type ids, which a second test
     (after the database is emptied) would no longer match when the admin logs a change."""
     page.goto(f"/admin/workflows/workflow/{workflow.pk}/change/")
@@ -175,7 +229,7 @@ def every_offered_node_type_saves(page, workflow, bot) -> None:
     # Keep one node of each runnable type, chain them, fill what each needs, and save.
     chain = [n for n in dropped if n["type"] in REQUIRED_SETTINGS]
     for node in chain:
-        node["data"].update(REQUIRED_SETTINGS[node["type"]](bot.pk))
+        node["data"].update(REQUIRED_SETTINGS[node["type"]](project))
     ids = ["start", *(n["id"] for n in chain), "end"]
     data["nodes"] = [n for n in data["nodes"] if n["id"] in ids]
     data["edges"] = [
@@ -200,3 +254,44 @@ def every_offered_node_type_saves(page, workflow, bot) -> None:
 
     with ThreadPoolExecutor(1) as thread:
         assert thread.submit(wait_until, lambda: saved_types() == expected).result()
+
+    # Run it from the test-run page: every node runs, then the run waits at the confirm node.
+    page.goto(f"/admin/workflows/workflow/{workflow.pk}/test-run/")
+    page.fill("#id_var-text", "hello")
+    page.click("input[type=submit]")
+    outcome = page.get_attribute(".run-status", "data-status")
+    assert outcome == "suspended", page.text_content("#test-run-outcome")
+    steps = [
+        (
+            row.locator("td").nth(2).text_content(),
+            row.locator("td").nth(3).get_attribute("data-status"),
+        )
+        for row in page.locator(".run-step").all()
+    ]
+    succeeded = {node_type for node_type, status in steps if status == "succeeded"}
+    assert succeeded >= expected - {"confirmNode", "endNode"}, steps
+    assert ("confirmNode", "suspended") in steps, steps
+
+    # An operator confirms it from the run's page; it then runs to its end.
+    run_link = page.locator("#test-run-outcome a[href*='/workflowrun/']")
+    run_id = run_link.text_content().strip()
+    run_link.click()
+    page.click("a.button[href$='/confirm/']")
+    page.select_option("select[name^='confirm-confirm__']", "yes")
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    page.wait_for_selector(".messagelist .success", state="attached")
+
+    def finished_run() -> tuple[str, dict[str, dict]]:
+        run = WorkflowRun.objects.get(run_id=run_id)
+        return run.status, {
+            step.node_type: step.outputs for step in run.steps.all() if step.status == "succeeded"
+        }
+
+    with ThreadPoolExecutor(1) as thread:
+        status, outputs = thread.submit(finished_run).result()
+    assert status == "succeeded"
+    assert set(outputs) >= expected - {"startNode"}
+    # The knowledge node found the knowledge base's item; the person's answer reached the run.
+    assert outputs["knowledgeNode"]["count"] == 1
+    assert outputs["confirmNode"] == {"confirm": "yes"}

@@ -30,6 +30,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
+from django.utils.text import capfirst
 
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
@@ -46,6 +47,26 @@ from workflows.models import SearchEngine, Workflow, WorkflowRun
 PROJECT_APPS = ("apikeys", "bots", "chat", "workflows", "demo", "knowledge", "shares")
 # Links the walk does not follow: they change state or leave the admin's pages.
 SKIPPED = re.compile(r"/(logout|delete|password|jsi18n|export)/|/r/\d+/|\?|#|/history/")
+
+
+def third_party_admin() -> tuple[set[str], set[str]]:
+    """The admin pages and names of installed apps that are neither the project's nor Django's
+    (Procrastinate's job viewer, installed with the PostgreSQL job queue). Their code marks no
+    string for translation, so the project cannot translate them: their pages are not walked,
+    and their own app and model names, shown in the admin's navigation, are not failures."""
+    pages: set[str] = set()
+    names: set[str] = set()
+    for config in apps.get_app_configs():
+        if config.label in (*PROJECT_APPS, "aiflowy") or config.name.startswith("django."):
+            continue
+        names.add(str(config.verbose_name))
+        pages.add(f"/admin/{config.label}/")
+        for model in config.get_models():
+            names |= {capfirst(model._meta.verbose_name), capfirst(model._meta.verbose_name_plural)}
+    return pages, names
+
+
+THIRD_PARTY_PAGES, THIRD_PARTY_NAMES = third_party_admin()
 
 
 def project_msgids() -> set[str]:
@@ -253,7 +274,7 @@ def _untranslated(page: str, english: set[str], data: set[str]) -> list[str]:
     neither data nor Django's own."""
     parser = VisibleText()
     parser.feed(page)
-    texts = {_normal(t) for t in parser.texts} - SAME_IN_BOTH
+    texts = {_normal(t) for t in parser.texts} - SAME_IN_BOTH - THIRD_PARTY_NAMES
     return sorted(
         t for t in texts if t in english or (ENGLISH_PHRASE.match(t) and not _is_data(t, data))
     )
@@ -263,8 +284,13 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
     english = project_msgids() | model_labels()
     data = data_texts()
     assert {"allowed bots", "top p", "Disable selected keys"} <= english
+    project_registry = [
+        model
+        for model in admin.site._registry
+        if f"/admin/{model._meta.app_label}/" not in THIRD_PARTY_PAGES
+    ]
     start = ["/admin/"]
-    for model in admin.site._registry:
+    for model in project_registry:
         info = (model._meta.app_label, model._meta.model_name)
         start.append(f"/admin/{info[0]}/{info[1]}/")
         start.append(f"/admin/{info[0]}/{info[1]}/add/")
@@ -296,7 +322,11 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
         parser.feed(page)
         for link in parser.links:
             target = urlsplit(urljoin(url, link))
-            if target.path.startswith("/admin/") and not SKIPPED.search(link):
+            if (
+                target.path.startswith("/admin/")
+                and not SKIPPED.search(link)
+                and not target.path.startswith(tuple(THIRD_PARTY_PAGES))
+            ):
                 queue.append(target.path)
 
     workflow = Workflow.objects.get(title=DEMO_WORKFLOW_TITLE)
@@ -345,9 +375,7 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
     invalid = SimpleUploadedFile("bad.json", json.dumps({"nodes": []}).encode())
     imported = demo_admin.post("/admin/workflows/workflow/import/", {"file": invalid})
     assert "工作流定义无效：工作流没有节点" in imported.content.decode()
-    visited_models = {
-        f"/admin/{m._meta.app_label}/{m._meta.model_name}/" for m in admin.site._registry
-    }
+    visited_models = {f"/admin/{m._meta.app_label}/{m._meta.model_name}/" for m in project_registry}
     assert visited_models <= seen
     own_pages = {
         f"/admin/workflows/workflow/{workflow.pk}/test-run/",

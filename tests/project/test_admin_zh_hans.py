@@ -347,30 +347,36 @@ def test_every_admin_page_in_zh_hans_shows_no_untranslated_project_string(demo_a
             "limit": 5,
             "modes": [mode for mode, _label in SearchMode.choices],
         },
-        f"{kb_page}/search-test/?missing": {},
-        f"{kb_page}/add-content/?missing": {},
+        f"{kb_page}/search-test/?refused": {"text": "", "limit": 0},
+        f"{kb_page}/add-content/?refused": {"text_name": "空"},
         f"{kb_page}/add-content/": {"text": "午休一小时。", "text_name": "作息"},
-        "/admin/knowledge/knowledgebase/add/?missing": {},
+        "/admin/knowledge/knowledgebase/add/?refused": {},
         "/admin/knowledge/trainingbill/": {
             "action": "retry_qa",
             "_selected_action": [TrainingBill.objects.first().pk],
         },
-        "/admin/workflows/searchengine/add/?invalid": {"name": "x y", "url": "not a url"},
-        "/admin/shares/sharelink/add/?missing": {},
+        "/admin/workflows/searchengine/add/?refused": {"name": "x y", "url": "not a url"},
+        "/admin/shares/sharelink/add/?refused": {},
         "/admin/shares/sharelink/": {
             "action": "disable_links",
             "_selected_action": [ShareLink.objects.first().pk],
         },
-        f"{confirm_page}?missing": {},
+        f"{confirm_page}?refused": {"confirm-city__confirm_1": "北京"},
         confirm_page: {"confirm-confirm__confirm_1": "yes", "confirm-city__confirm_1": "福州"},
     }
     for url, form in posted.items():
         response = demo_admin.post(url.split("?")[0], form, follow=True)
         assert response.status_code == 200, (url, response.status_code)
-        if found := _untranslated(response.content.decode(), english, data):
+        refused = url.endswith("?refused")
+        page = response.content.decode()
+        assert refused == ("errorlist" in page or "errornote" in page), url
+        if found := _untranslated(page, english, data):
             problems[f"POST {url}"] = found
     run.refresh_from_db()
     assert run.status == WorkflowRun.Status.SUCCEEDED
+    searched = demo_admin.post(f"{kb_page}/search-test/", posted[f"{kb_page}/search-test/"])
+    assert searched.content.decode().count('class="module search-results"') == 3
+    assert "公司几点上班？" in searched.content.decode()
     # The workflow checker's findings, in Chinese too.
     invalid = SimpleUploadedFile("bad.json", json.dumps({"nodes": []}).encode())
     imported = demo_admin.post("/admin/workflows/workflow/import/", {"file": invalid})

@@ -124,5 +124,5 @@ def test_the_admin_pages_render_in_chinese_with_add(admin_client, kb):
     change = admin_client.get(
         reverse("admin:knowledge_knowledgebase_change", args=[kb.pk])
     ).content.decode()
-    assert "添加内容" in change and "搜索测试" in change
+    assert "新增内容" in change and "搜索测试" in change
     assert admin_client.get(reverse("admin:knowledge_trainingbill_changelist")).status_code == 200

@@ -89,9 +89,10 @@ class InsertOutcome:
 class _Prepared:
     items: list[NewItem]
     hashes: list[str]
-    terms: list[str]
     tokens: list[int]
     skipped: int
+    # Filled by `_terms_for` (outside the database thread, while the items are embedded).
+    terms: list[str] = field(default_factory=list)
 
 
 def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
@@ -124,10 +125,16 @@ def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
     return _Prepared(
         items=new_items,
         hashes=hashes,
-        terms=[" ".join(search_terms(_indexed_text(item))) for item in new_items],
         tokens=[kept[digest][1] for digest in hashes],
         skipped=skipped,
     )
+
+
+def _terms_for(items: Sequence[NewItem]) -> list[str]:
+    """Each item's full-text terms, space-joined (what `DataItem.search_terms` stores). Pure
+    CPU work, no database: pushData runs it in a worker thread while the embedding provider
+    computes the vectors, so the two overlap instead of adding up."""
+    return [" ".join(search_terms(_indexed_text(item))) for item in items]
 
 
 def _indexed_text(item: NewItem) -> str:
@@ -216,13 +223,17 @@ async def data_items_insert(
         prepared = await database_sync_to_async(_prepare)(kb.id, items)
         tokens = 0
         vectors = None
-        if prepared.items and kb.has_embeddings:
-            embedded = await embed_texts(
-                kb.embedding_provider,
-                kb.embedding_model,
-                [_embedded_text(item) for item in prepared.items],
-            )
-            vectors, tokens = embedded.vectors, embedded.tokens
+        segmenting = asyncio.create_task(asyncio.to_thread(_terms_for, prepared.items))
+        try:
+            if prepared.items and kb.has_embeddings:
+                embedded = await embed_texts(
+                    kb.embedding_provider,
+                    kb.embedding_model,
+                    [_embedded_text(item) for item in prepared.items],
+                )
+                vectors, tokens = embedded.vectors, embedded.tokens
+        finally:
+            prepared.terms = await segmenting
         counts = dict(bill_counts or {})
         if bill_id is not None:
             counts["tokens"] = counts.get("tokens", 0) + tokens
@@ -256,6 +267,7 @@ def data_items_insert_now(
     """`data_items_insert` for synchronous callers (management commands, the admin): the
     database work stays on the calling thread and its connection."""
     prepared = _prepare(kb.id, items)
+    prepared.terms = _terms_for(prepared.items)
     vectors = None
     if prepared.items and kb.has_embeddings:
         vectors = run_now(

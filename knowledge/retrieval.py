@@ -320,11 +320,16 @@ class VectorMatrix:
         return _top(self.item_ids, cosine, limit)
 
 
-@dataclass
+@dataclass(repr=False)
 class EmbeddingResult:
     vectors: list[np.ndarray]
     tokens: int = 0
     calls: int = 0
+
+    def __repr__(self) -> str:
+        # Short: asyncio formats the reprs of finished tasks' results (see services.run_now),
+        # and printing every vector costs milliseconds each.
+        return f"EmbeddingResult({len(self.vectors)} vectors, tokens={self.tokens})"
 
 
 async def embed_texts(

@@ -142,6 +142,14 @@ def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+@functools.lru_cache(maxsize=200_000)
+def _chinese_terms(run: str) -> tuple[str, ...]:
+    """jieba's search-mode cut of one run of Chinese characters, stopwords dropped. Runs
+    (the text between punctuation and other scripts) repeat a lot within and across items,
+    and jieba costs ~0.1 ms a run: each distinct run is cut once per process."""
+    return tuple(piece for piece in _jieba().cut_for_search(run) if piece not in _STOPWORDS)
+
+
 def search_terms(text: str) -> list[str]:
     """The full-text terms of `text`: Chinese runs cut by jieba (search mode, so a long word
     also yields its shorter words), other words lower-cased and Snowball-stemmed; stopwords
@@ -152,9 +160,7 @@ def search_terms(text: str) -> list[str]:
     for match in _WORD.finditer(text):
         word = match.group(0)
         if _CJK.fullmatch(word):
-            for piece in _jieba().cut_for_search(word):
-                if piece not in _STOPWORDS:
-                    terms.append(piece)
+            terms += _chinese_terms(word)
         elif word not in _STOPWORDS:
             terms.append(_stem(word))
     return terms
@@ -314,11 +320,16 @@ class VectorMatrix:
         return _top(self.item_ids, cosine, limit)
 
 
-@dataclass
+@dataclass(repr=False)
 class EmbeddingResult:
     vectors: list[np.ndarray]
     tokens: int = 0
     calls: int = 0
+
+    def __repr__(self) -> str:
+        # Short: asyncio formats the reprs of finished tasks' results (see services.run_now),
+        # and printing every vector costs milliseconds each.
+        return f"EmbeddingResult({len(self.vectors)} vectors, tokens={self.tokens})"
 
 
 async def embed_texts(

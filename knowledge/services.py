@@ -89,9 +89,10 @@ class InsertOutcome:
 class _Prepared:
     items: list[NewItem]
     hashes: list[str]
-    terms: list[str]
     tokens: list[int]
     skipped: int
+    # Filled by `_terms_for` (outside the database thread, while the items are embedded).
+    terms: list[str] = field(default_factory=list)
 
 
 def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
@@ -124,10 +125,16 @@ def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
     return _Prepared(
         items=new_items,
         hashes=hashes,
-        terms=[" ".join(search_terms(_indexed_text(item))) for item in new_items],
         tokens=[kept[digest][1] for digest in hashes],
         skipped=skipped,
     )
+
+
+def _terms_for(items: Sequence[NewItem]) -> list[str]:
+    """Each item's full-text terms, space-joined (what `DataItem.search_terms` stores). Pure
+    CPU work, no database: pushData runs it in a worker thread while the embedding provider
+    computes the vectors, so the two overlap instead of adding up."""
+    return [" ".join(search_terms(_indexed_text(item))) for item in items]
 
 
 def _indexed_text(item: NewItem) -> str:
@@ -216,13 +223,17 @@ async def data_items_insert(
         prepared = await database_sync_to_async(_prepare)(kb.id, items)
         tokens = 0
         vectors = None
-        if prepared.items and kb.has_embeddings:
-            embedded = await embed_texts(
-                kb.embedding_provider,
-                kb.embedding_model,
-                [_embedded_text(item) for item in prepared.items],
-            )
-            vectors, tokens = embedded.vectors, embedded.tokens
+        segmenting = asyncio.create_task(asyncio.to_thread(_terms_for, prepared.items))
+        try:
+            if prepared.items and kb.has_embeddings:
+                embedded = await embed_texts(
+                    kb.embedding_provider,
+                    kb.embedding_model,
+                    [_embedded_text(item) for item in prepared.items],
+                )
+                vectors, tokens = embedded.vectors, embedded.tokens
+        finally:
+            prepared.terms = await segmenting
         counts = dict(bill_counts or {})
         if bill_id is not None:
             counts["tokens"] = counts.get("tokens", 0) + tokens
@@ -256,6 +267,7 @@ def data_items_insert_now(
     """`data_items_insert` for synchronous callers (management commands, the admin): the
     database work stays on the calling thread and its connection."""
     prepared = _prepare(kb.id, items)
+    prepared.terms = _terms_for(prepared.items)
     vectors = None
     if prepared.items and kb.has_embeddings:
         vectors = run_now(
@@ -281,11 +293,17 @@ def run_now(function, *args, **kwargs):
     an event loop of its own, closing the upstream clients it opened: the server's loop and
     its shared clients are never touched."""
 
-    async def closed():
-        async with upstream_clients_closed():
-            return await function(*args, **kwargs)
+    results = []
 
-    return asyncio.run(closed())
+    async def closed() -> None:
+        async with upstream_clients_closed():
+            results.append(await function(*args, **kwargs))
+
+    # The task returns None, not the result: on the main thread Python 3.11's asyncio.run
+    # ends with `signal.getsignal(SIGINT)`, which formats the repr of its handler and so of
+    # the finished task with its result — 1,000 embedded vectors took seconds to print.
+    asyncio.run(closed())
+    return results[0]
 
 
 # --- access -----------------------------------------------------------------------------------
@@ -388,10 +406,23 @@ def effective_mode(kb: KnowledgeBaseConfig, mode: str | None) -> str:
     return mode
 
 
-def _rank(kb: KnowledgeBaseConfig, text: str, vector, mode: str, candidates: int) -> list[Hit]:
+def _full_text_hits(kb: KnowledgeBaseConfig, text: str, candidates: int) -> list[Hit]:
+    return full_text_index(kb).search(text, candidates)
+
+
+def _rank(
+    kb: KnowledgeBaseConfig,
+    text: str,
+    vector,
+    mode: str,
+    candidates: int,
+    full_text_hits: list[Hit] | None = None,
+) -> list[Hit]:
     rankings: dict[str, list[Hit]] = {}
     if mode in (SearchMode.FULL_TEXT, SearchMode.MIXED):
-        rankings["fullText"] = full_text_index(kb).search(text, candidates)
+        rankings["fullText"] = (
+            full_text_hits if full_text_hits is not None else _full_text_hits(kb, text, candidates)
+        )
     if mode in (SearchMode.EMBEDDING, SearchMode.MIXED) and vector is not None:
         rankings["embedding"] = vector_store().search(
             kb.id, vector, candidates, lambda: vector_matrix(kb)
@@ -413,8 +444,11 @@ def _quotes(hits: list[Hit]) -> list[Quote]:
     ]
 
 
-def _search_sync(kb, text, vector, mode, limit, min_score, candidates) -> list[Quote]:
-    hits = [hit for hit in _rank(kb, text, vector, mode, candidates) if hit.score >= min_score]
+def _search_sync(
+    kb, text, vector, mode, limit, min_score, candidates, full_text_hits=None
+) -> list[Quote]:
+    ranked = _rank(kb, text, vector, mode, candidates, full_text_hits)
+    hits = [hit for hit in ranked if hit.score >= min_score]
     return _quotes(hits[:candidates])
 
 
@@ -434,13 +468,25 @@ async def knowledge_search(
     min_score = kb.min_score if min_score is None else min_score
     vector = None
     tokens = 0
-    if mode in (SearchMode.EMBEDDING, SearchMode.MIXED):
-        embedded = await embed_texts(kb.embedding_provider, kb.embedding_model, [text])
-        vector, tokens = embedded.vectors[0], embedded.tokens
     reranking = use_rerank and kb.rerank_provider is not None and bool(kb.rerank_model)
     candidates = max(limit, CANDIDATES) if (reranking or mode == SearchMode.MIXED) else limit
+    full_text_hits = None
+    if mode in (SearchMode.EMBEDDING, SearchMode.MIXED):
+        # Mixed mode ranks by full text while the provider embeds the question: the two
+        # overlap instead of adding up.
+        embedding = asyncio.create_task(
+            embed_texts(kb.embedding_provider, kb.embedding_model, [text])
+        )
+        try:
+            if mode == SearchMode.MIXED:
+                full_text_hits = await database_sync_to_async(_full_text_hits)(kb, text, candidates)
+        except BaseException:
+            embedding.cancel()
+            raise
+        embedded = await embedding
+        vector, tokens = embedded.vectors[0], embedded.tokens
     quotes = await database_sync_to_async(_search_sync)(
-        kb, text, vector, mode, limit, min_score, candidates
+        kb, text, vector, mode, limit, min_score, candidates, full_text_hits
     )
     reranked = False
     if reranking and quotes:

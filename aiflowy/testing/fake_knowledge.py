@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import base64
-import math
+import functools
 import re
-import struct
 import zlib
+
+import numpy as np
 
 DIMENSIONS = 256
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
@@ -38,13 +39,35 @@ def features(text: str) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=200_000)
+def _digest(feature: str) -> int:
+    """crc32 (the same on every run and in every process, unlike `hash`); features repeat
+    across texts, so each is hashed once per process."""
+    return zlib.crc32(feature.encode())
+
+
+def embedding_matrix(texts: list[str], dimensions: int = DIMENSIONS) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text: each feature adds ±1 (the sign from
+    its digest's top bit) to bucket `digest % dimensions`. One `np.add.at` for the batch, not
+    a Python loop per feature and dimension."""
+    rows: list[int] = []
+    digests: list[int] = []
+    for row, text in enumerate(texts):
+        found = [_digest(feature) for feature in features(text)]
+        digests += found
+        rows += [row] * len(found)
+    digest_array = np.asarray(digests, dtype=np.uint64)
+    columns = (digest_array % dimensions).astype(np.intp)
+    signs = np.where(digest_array & 0x80000000, 1.0, -1.0)
+    matrix = np.zeros((len(texts), dimensions), dtype=np.float64)
+    np.add.at(matrix, (np.asarray(rows, dtype=np.intp), columns), signs)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (matrix / norms).astype(np.float32)
+
+
 def embedding(text: str, dimensions: int = DIMENSIONS) -> list[float]:
-    vector = [0.0] * dimensions
-    for feature in features(text):
-        digest = zlib.crc32(feature.encode())
-        vector[digest % dimensions] += 1.0 if digest & 0x80000000 else -1.0
-    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
-    return [value / norm for value in vector]
+    return embedding_matrix([text], dimensions)[0].tolist()
 
 
 def embeddings_body(body: dict) -> dict:
@@ -54,21 +77,19 @@ def embeddings_body(body: dict) -> dict:
     dimensions = int(body.get("dimensions") or DIMENSIONS)
     as_base64 = body.get("encoding_format") == "base64"
 
-    def encoded(vector: list[float]):
-        if not as_base64:
-            return vector
-        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    matrix = embedding_matrix([str(text) for text in texts], dimensions)
+
+    def encoded(vector: np.ndarray):
+        if as_base64:
+            return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+        return vector.tolist()
 
     return {
         "object": "list",
         "model": body.get("model", ""),
         "data": [
-            {
-                "object": "embedding",
-                "index": index,
-                "embedding": encoded(embedding(str(text), dimensions)),
-            }
-            for index, text in enumerate(texts)
+            {"object": "embedding", "index": index, "embedding": encoded(vector)}
+            for index, vector in enumerate(matrix)
         ],
         "usage": {
             "prompt_tokens": sum(len(str(text)) // 4 + 1 for text in texts),

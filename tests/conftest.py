@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from channels.layers import channel_layers
 from django.db import connection
 
 from aiflowy.testing.fake_upstream import FakeUpstream
@@ -66,6 +67,16 @@ def serve_test_database(django_db_blocker, *, log_name: str) -> Iterator[str]:
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """Daphne serving config.asgi:application against the test database."""
     yield from serve_test_database(django_db_blocker, log_name="daphne.log")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets its own channel layer instance: the Redis layer's locks and connections
+    belong to the event loop that first used them, and every async test runs a new loop
+    ("Lock … is bound to a different event loop" otherwise, depending on test order)."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)

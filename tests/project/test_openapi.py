@@ -122,3 +122,29 @@ def test_the_docs_render_in_chromium_with_no_network_beyond_the_server(live_serv
         assert page.locator("h1", has_text="aiflowy API").first.is_visible()
         browser.close()
     assert outside == []
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat/completions"])
+@pytest.mark.parametrize("detail", [False, True])
+def test_chat_completion_streams_are_as_documented(http, bot, api_key, path, detail):
+    """OpenAI's chunks ending in `[DONE]`, and FastGPT's named `detail` events, checked with
+    schemathesis against the served document (the fuzz test rarely asks for a stream)."""
+    import schemathesis
+
+    operation = schemathesis.openapi.from_dict(schema())[path]["POST"]
+    for stream in (False, True):
+        response = http.post(
+            path,
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={
+                "model": bot.name,
+                "messages": [{"role": "user", "content": "hello"}],
+                "stream": stream,
+                "detail": detail,
+                "variables": {"city": "厦门"},
+                "stream_options": {"include_usage": True} if stream else None,
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert ("event: flowResponses" in response.text) == (stream and detail)
+        operation.validate_response(response)

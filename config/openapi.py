@@ -51,6 +51,11 @@ always end with a final event.
 **WebSocket** `/ws/v1/aiBot/chat`: each text frame is an externalChat request (plus an
 optional `requestId`), answered by frames shaped as `BotChatSocketFrame`. Browsers send the
 key as subprotocols: `new WebSocket(url, ["aiflowy", "apikey." + key])`.
+
+**WebSocket** `/ws/v1/workflow/events`: `{"action": "run", "id", "variables"}` starts a
+background run and follows it, `{"action": "subscribe", "runId"}` follows one started with the
+same key; frames are the workflow run's events (`nodeStarted`, `nodeFinished`, a last
+`runFinished`), or an `error` frame with AIFlowy's error body.
 """
 
 REDOC = Path(__file__).resolve().parent.parent / "aiflowy/static/aiflowy/vendor/redoc"

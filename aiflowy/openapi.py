@@ -45,7 +45,11 @@ class Operation:
 
     `body` and `query` are request models (pydantic models or TypedDicts), `responses` the
     JSON answers by status, `events` the data of each SSE event when the request asks for a
-    stream, `error` the family's error body. Types are given, never schemas."""
+    stream, `error` the family's error body. Types are given, never schemas.
+
+    A stream's events: `events` is the data of unnamed events (`data:` only), `named_events`
+    the data of each named one (`event: <name>`), and `events_done` says the stream ends
+    with OpenAI's `data: [DONE]`."""
 
     method: str
     paths: tuple[str, ...]
@@ -54,12 +58,15 @@ class Operation:
     error: Any
     description: str = ""
     body: Any = None
+    body_required: bool = True
     form_body: bool = False
     query: type[BaseModel] | None = None
     path_parameters: dict[str, Any] = field(default_factory=dict)
     responses: dict[int, Any] = field(default_factory=dict)
     response_schemas: dict[int, dict] = field(default_factory=dict)
     events: Any = None
+    named_events: dict[str, Any] = field(default_factory=dict)
+    events_done: bool = False
     events_description: str = ""
     error_statuses: tuple[int, ...] = (400, 401, 403, 404, 429, 500, 503)
     authenticated: bool = True
@@ -139,6 +146,7 @@ def openapi_document(
         keys["responses"] = {s: schemas.ref(t) for s, t in operation.responses.items()}
         if operation.events is not None:
             keys["events"] = schemas.ref(operation.events)
+        keys["named_events"] = {n: schemas.ref(t) for n, t in operation.named_events.items()}
         pending.append((operation, keys))
     extra_keys = {name: schemas.ref(kind) for name, kind in (extra_schemas or {}).items()}
     rendered, definitions = schemas.render()
@@ -199,7 +207,7 @@ def _operation(
         content = {JSON: {"schema": rendered[keys["body"]]}}
         if operation.form_body:
             content["application/x-www-form-urlencoded"] = {"schema": rendered[keys["body"]]}
-        entry["requestBody"] = {"required": True, "content": content}
+        entry["requestBody"] = {"required": operation.body_required, "content": content}
     for status, key in keys["responses"].items():
         entry["responses"][str(status)] = {
             "description": "OK" if status < 300 else "Accepted",
@@ -210,16 +218,11 @@ def _operation(
             "description": "OK",
             "content": {JSON: {"schema": schema}},
         }
-    if "events" in keys:
+    if "events" in keys or keys["named_events"]:
         ok = entry["responses"].setdefault("200", {"description": "OK", "content": {}})
         ok["content"][SSE] = {
-            "schema": {
-                "type": "string",
-                "description": operation.events_description
-                or "Server-sent events; each `data:` is one event below.",
-            },
-            # OpenAPI 3.2's name for the schema of each event of a sequential media type.
-            "itemSchema": rendered[keys["events"]],
+            # OpenAPI 3.2's name for the schema of each item of a sequential media type.
+            "itemSchema": _event_schema(operation, keys, rendered),
         }
     error_schema = rendered[keys["error"]]
     for status in operation.error_statuses:
@@ -231,6 +234,47 @@ def _operation(
             response["headers"] = _RETRY_AFTER
         entry["responses"][str(status)] = response
     return entry
+
+
+def _event_data(schema: dict) -> dict:
+    """An event's `data` field: a JSON text of `schema` (OpenAPI 3.2 / JSON Schema's content
+    keywords, which validators decode and check)."""
+    return {"type": "string", "contentMediaType": JSON, "contentSchema": schema}
+
+
+def _event_schema(operation: Operation, keys: dict[str, Any], rendered: dict) -> dict:
+    """One server-sent event as OpenAPI 3.2 reads a `text/event-stream` item: an object with
+    `event` (its name, when named), `data`, `id`, `retry`."""
+    variants: list[dict] = []
+    if "events" in keys:
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"data": _event_data(rendered[keys["events"]])},
+                "required": ["data"],
+            }
+        )
+    for name, key in keys["named_events"].items():
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"event": {"const": name}, "data": _event_data(rendered[key])},
+                "required": ["event", "data"],
+            }
+        )
+    if operation.events_done:
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"data": {"const": "[DONE]"}},
+                "required": ["data"],
+            }
+        )
+    schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    schema["description"] = (
+        operation.events_description or "Server-sent events; each `data:` is one event below."
+    )
+    return schema
 
 
 def serializer_type(serializer_class: type) -> dict:

@@ -9,6 +9,7 @@ from pydantic import StringConstraints
 
 from aiflowy.openapi import Operation, return_type, serializer_type
 from aiflowy.wire import aiflowy as aiflowy_wire
+from aiflowy.wire import fastgpt as fastgpt_wire
 from aiflowy.wire import openai as openai_wire
 from chat.apis import (
     ChatHistoriesApi,
@@ -21,6 +22,18 @@ from chat.schemas import MAX_MODEL_LENGTH, ChatCompletionRequest, ExternalChatRe
 
 AnswerEvent = return_type(aiflowy_wire.error_frame) | aiflowy_wire.AnswerFrame
 ChunkEvent = openai_wire.ChunkBody | return_type(openai_wire.error_body)
+# With `detail: true`, FastGPT's named events (aiflowy/wire/fastgpt.py says when each comes).
+DETAIL_EVENTS = {
+    "flowNodeStatus": return_type(fastgpt_wire.flow_node_status_body),
+    "updateVariables": fastgpt_wire.VariablesBody,
+    "toolResponse": fastgpt_wire.ToolEventBody,
+    "answer": openai_wire.ChunkBody,
+    "toolCall": fastgpt_wire.ToolEventBody,
+    "toolParams": fastgpt_wire.ToolEventBody,
+    "flowResponses": fastgpt_wire.ResponseRecords,
+    "appStreamResponse": fastgpt_wire.ResponseRecords,
+    "error": return_type(fastgpt_wire.error_body),
+}
 
 
 def _page(item: dict, *, chat: bool) -> dict:
@@ -54,7 +67,7 @@ OPERATIONS = [
     ),
     Operation(
         method="post",
-        paths=("/v1/chat/completions", "/api/v1/chat/completions"),
+        paths=("/v1/chat/completions", "/api/v1/chat/completions", "/api/chat/completions"),
         summary="Chat completions (OpenAI-compatible, with FastGPT's extensions)",
         tag="OpenAI-compatible",
         description="`model` names a bot (its name or id). With `stream: true`, "
@@ -63,6 +76,8 @@ OPERATIONS = [
         body=ChatCompletionRequest,
         responses={200: return_type(openai_wire.completion_body)},
         events=ChunkEvent,
+        named_events=DETAIL_EVENTS,
+        events_done=True,
         error=return_type(openai_wire.error_body),
         error_statuses=(400, 401, 403, 404, 429, 500, 502, 503, 504),
     ),

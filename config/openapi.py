@@ -15,24 +15,47 @@ from django.views.decorators.http import require_GET
 from aiflowy.openapi import openapi_document
 from chat.openapi import OPERATIONS as CHAT_OPERATIONS
 from chat.openapi import SOCKET_SCHEMAS
+from knowledge.openapi import OPERATIONS as KNOWLEDGE_OPERATIONS
+from shares.openapi import OPERATIONS as SHARE_OPERATIONS
 from workflows.openapi import OPERATIONS as WORKFLOW_OPERATIONS
 
 FAMILIES = [
     CHAT_OPERATIONS,
     WORKFLOW_OPERATIONS,
+    KNOWLEDGE_OPERATIONS,
+    SHARE_OPERATIONS,
 ]
+
+# Routes deliberately left out of the document, and why (docs/openapi.md). Everything else
+# that is routed must be documented (tests/project/test_openapi.py).
+NOT_IN_SCHEMA = {
+    # The admin's own page: an active staff member's session cookie and X-Requested-With.
+    "/api/chat-page/playground/open": "staff-only (admin session)",
+    "/api/chat-page/playground/messages": "staff-only (admin session)",
+    "/api/chat-page/playground/answer": "staff-only (admin session)",
+    # For the operator's load balancer and Prometheus, not for API clients (docs/deploy.md).
+    "/healthz": "operations",
+    "/readyz": "operations",
+    "/metrics": "operations (its own token; 404 unless configured)",
+}
 
 DESCRIPTION = """\
 LLM bots and workflows behind API keys, in three wire families: AIFlowy (`errorCode`),
-OpenAI-compatible (`{"error": {…}}`, with FastGPT's extensions) and the workflow API.
+OpenAI-compatible (`{"error": {…}}`, with FastGPT's extensions) and the workflow API; FastGPT's
+knowledge-base API (`{code, statusText, message, data}`); and the share links' page API.
 
-Every request needs an API key: `Authorization: Bearer <key>`. Errors come in the family's
-own shape, with the HTTP status. Streams are server-sent events and always end with a final
-event.
+Every request but the share pages' needs an API key: `Authorization: Bearer <key>`. Errors
+come in the family's own shape, with the HTTP status. Streams are server-sent events and
+always end with a final event.
 
 **WebSocket** `/ws/v1/aiBot/chat`: each text frame is an externalChat request (plus an
 optional `requestId`), answered by frames shaped as `BotChatSocketFrame`. Browsers send the
 key as subprotocols: `new WebSocket(url, ["aiflowy", "apikey." + key])`.
+
+**WebSocket** `/ws/v1/workflow/events`: `{"action": "run", "id", "variables"}` starts a
+background run and follows it, `{"action": "subscribe", "runId"}` follows one started with the
+same key; frames are the workflow run's events (`nodeStarted`, `nodeFinished`, a last
+`runFinished`), or an `error` frame with AIFlowy's error body.
 """
 
 REDOC = Path(__file__).resolve().parent.parent / "aiflowy/static/aiflowy/vendor/redoc"

@@ -22,7 +22,7 @@ class PushDataConsumer(ApiKeyConsumer):
     async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
         request = validated(PushDataRequest, json_object(body))
         inserted = await push_data(api_key, request)
-        await self.send_json(fastgpt_dataset.ok_body({"insertLen": inserted}))
+        await self.send_json(fastgpt_dataset.push_data_body(inserted))
 
 
 class SearchTestConsumer(ApiKeyConsumer):
@@ -32,7 +32,7 @@ class SearchTestConsumer(ApiKeyConsumer):
 
     async def handle(self, api_key: ApiKeyPrincipal, body: bytes) -> None:
         request = validated(SearchTestRequest, json_object(body))
-        await self.send_json(fastgpt_dataset.ok_body(await search_test(api_key, request)))
+        await self.send_json(fastgpt_dataset.search_test_body(await search_test(api_key, request)))
 
 
 class CreateTrainingBillConsumer(ApiKeyConsumer):
@@ -46,4 +46,4 @@ class CreateTrainingBillConsumer(ApiKeyConsumer):
         bill_id = await database_sync_to_async(training_bill_create)(
             api_key_id=api_key.id, name=request.name
         )
-        await self.send_json(fastgpt_dataset.ok_body(bill_id))
+        await self.send_json(fastgpt_dataset.training_bill_body(bill_id))

@@ -27,6 +27,7 @@ from django.db.models import F
 from aiflowy.background import spawn
 from aiflowy.errors import BadRequest, Forbidden, NotFound, UpstreamError, as_api_error
 from aiflowy.llm import GenerationParams, estimate_tokens, llm_complete, upstream_clients_closed
+from aiflowy.wire.fastgpt_dataset import SearchTestItem
 from apikeys.selectors import ApiKeyPrincipal
 from knowledge.models import Collection, DataItem, KnowledgeBase, QaText, SearchMode, TrainingBill
 from knowledge.retrieval import (
@@ -378,7 +379,7 @@ class Quote:
     source: str
     score: float
 
-    def as_fastgpt(self) -> dict:
+    def as_fastgpt(self) -> SearchTestItem:
         return {
             "id": str(self.id),
             "q": self.q,
@@ -512,7 +513,7 @@ async def knowledge_search(
     )
 
 
-async def search_test(api_key: ApiKeyPrincipal, request: SearchTestRequest) -> list[dict]:
+async def search_test(api_key: ApiKeyPrincipal, request: SearchTestRequest) -> list[SearchTestItem]:
     kb = await knowledge_base_for_key(api_key, request.knowledge_base_id)
     if request.search_mode in (SearchMode.EMBEDDING, SearchMode.MIXED) and not kb.has_embeddings:
         raise BadRequest(

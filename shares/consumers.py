@@ -24,8 +24,9 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from aiflowy.consumers import ApiConsumer
 from aiflowy.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from aiflowy.validation import json_object
+from aiflowy.validation import json_object, validated
 from aiflowy.wire import share as share_wire
+from shares.schemas import ShareAnswerRequest, ShareMessagesRequest, ShareOpenRequest
 from shares.selectors import space_chat_messages, space_chats_list
 from shares.services import (
     AnswerFinished,
@@ -102,9 +103,11 @@ class ChatPageConsumer(ApiConsumer):
 class ShareAccess:
     """A share link's page: `shareId`, and the visitor (`authToken`, else the cookie)."""
 
+    share_request: type[ShareOpenRequest] = ShareOpenRequest
+
     async def page(self, data: dict, *, question: str | None = None) -> ChatPage:
-        share_id = _text(data, "shareId", max_chars=64, required=True)
-        auth_token = _text(data, "authToken", max_chars=1000)
+        request = validated(self.share_request, data)
+        share_id, auth_token = request.share_id, request.auth_token
         visitor_id = visitor_id_from_cookie(self.cookie(VISITOR_COOKIE))
         if question is None:
             return await share_page_open(
@@ -145,12 +148,13 @@ class OpenMixin:
         page = await self.page(data)
         chats = await database_sync_to_async(space_chats_list)(page.space)
         await self.send_json(
-            {
-                "bot": {"name": page.bot.name, "welcome": page.bot.welcome_message},
-                "showDetail": page.show_detail,
-                "showQuotes": page.show_quotes,
-                "chats": chats,
-            }
+            share_wire.open_body(
+                bot_name=page.bot.name,
+                welcome=page.bot.welcome_message,
+                show_detail=page.show_detail,
+                show_quotes=page.show_quotes,
+                chats=chats,
+            )
         )
 
 
@@ -164,15 +168,15 @@ class MessagesMixin:
         if messages is None:
             raise NotFound(_("This chat does not exist (or is not yours)."), code="chat_not_found")
         await self.send_json(
-            {
-                "chatId": chat_id,
-                "messages": [
+            share_wire.messages_body(
+                chat_id=chat_id,
+                messages=[
                     share_wire.message_item(
                         role=message.role, content=message.content, status=message.status
                     )
                     for message in messages
                 ],
-            }
+            )
         )
 
 
@@ -206,15 +210,15 @@ async def _frames(
 
 
 class ShareOpenConsumer(OpenMixin, ShareAccess, ChatPageConsumer):
-    pass
+    share_request = ShareOpenRequest
 
 
 class ShareMessagesConsumer(MessagesMixin, ShareAccess, ChatPageConsumer):
-    pass
+    share_request = ShareMessagesRequest
 
 
 class ShareAnswerConsumer(AnswerMixin, ShareAccess, ChatPageConsumer):
-    pass
+    share_request = ShareAnswerRequest
 
 
 class PlaygroundOpenConsumer(OpenMixin, PlaygroundAccess, ChatPageConsumer):

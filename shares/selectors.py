@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from aiflowy.localcache import TtlCache
+from aiflowy.wire.share import ChatListItem
 from chat.models import Conversation, Message
 from shares.models import ShareLink
 
@@ -107,7 +108,7 @@ class ChatSpace:
         return conversations
 
 
-def space_chats_list(space: ChatSpace) -> list[dict]:
+def space_chats_list(space: ChatSpace) -> list[ChatListItem]:
     """The space's most recent chats, newest first."""
     rows = space.conversations().order_by("-updated_at", "-id")[:CHATS_LISTED]
     return [

@@ -6,9 +6,13 @@ from __future__ import annotations
 from aiflowy.openapi import Operation, return_type
 from aiflowy.wire import aiflowy as aiflowy_wire
 from aiflowy.wire import workflow as workflow_wire
-from workflows.schemas import RunIdRequest, RunRequest, WorkflowIdRequest
+from workflows.schemas import ResumeRequest, RunIdRequest, RunRequest, WorkflowIdRequest
 
 ERROR = return_type(aiflowy_wire.error_body)
+# A run (or a resumed one) either finishes with its result or waits for a person again.
+RunOutcome = return_type(aiflowy_wire.run_result_body) | return_type(
+    aiflowy_wire.run_suspended_body
+)
 FAMILIES = ("workflow", "aiWorkflow")
 
 
@@ -24,13 +28,21 @@ OPERATIONS = [
         tag="Workflows",
         description="`{errorCode: 0, runId, result}`; with `stream: true` named events "
         "(`runStarted`, `nodeStarted`, `llmToken`, `nodeFinished`, always a last "
-        "`runFinished`); with `async: true` a 202 and the run id (see runStatus).",
+        "`runFinished`); with `async: true` a 202 and the run id (see runStatus). A run that "
+        "reaches a human-input node answers `status: suspended` with `waitingFor` and "
+        "`expiresAt`: continue it with `resume`.",
         body=RunRequest,
         responses={
-            200: return_type(aiflowy_wire.run_result_body),
+            200: RunOutcome,
             202: return_type(aiflowy_wire.run_accepted_body),
         },
-        events=return_type(workflow_wire.event_body),
+        named_events={
+            "runStarted": workflow_wire.RunStartedEvent,
+            "nodeStarted": workflow_wire.NodeStartedEvent,
+            "llmToken": workflow_wire.LlmTokenEvent,
+            "nodeFinished": workflow_wire.NodeFinishedEvent,
+            "runFinished": workflow_wire.RunFinishedEvent,
+        },
         error=ERROR,
         error_statuses=(400, 401, 403, 404, 429, 500, 503, 504),
     ),
@@ -61,5 +73,18 @@ OPERATIONS = [
             error=ERROR,
         )
         for method in ("get", "post")
+    ),
+    Operation(
+        method="post",
+        paths=_paths("resume"),
+        summary="Continue a suspended run with a person's values",
+        tag="Workflows",
+        description="`{runId, values}` for a run started with the same key that waits for a "
+        "person (`status: suspended`): answers like `run`, with the result or what the run "
+        "waits for next. A run that is not suspended, or whose wait expired, is a 400.",
+        body=ResumeRequest,
+        responses={200: RunOutcome},
+        error=ERROR,
+        error_statuses=(400, 401, 403, 404, 429, 500, 503, 504),
     ),
 ]

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, Literal, NotRequired, Protocol
 
+from pydantic import ConfigDict
 from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError, RunFailed
@@ -97,6 +98,9 @@ class RunningParamsBody(TypedDict):
 
 
 class RunResultBody(TypedDict):
+    # Closed, like RunSuspendedBody: the OpenAPI document tells the two apart.
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
     errorCode: Literal[0]
     runId: str
     result: Any
@@ -137,6 +141,8 @@ class RunStatusBody(TypedDict):
 
 class RunSuspendedBody(TypedDict):
     """`run` / `resume` of a run that now waits for a person."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
     errorCode: Literal[0]
     runId: str

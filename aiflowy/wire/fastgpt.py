@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 from aiflowy.errors import ApiError
 from aiflowy.events import ModuleRun
@@ -45,7 +47,41 @@ _SPEAKERS = {
 }
 
 
-def error_body(error: ApiError) -> dict[str, Any]:
+# --- the stream's event data (the OpenAPI document is generated from these) --------------------
+class FlowNodeStatusBody(TypedDict):
+    """`flowNodeStatus`."""
+
+    status: Literal["running"]
+    name: str
+
+
+class ToolInfo(TypedDict):
+    id: str
+    toolName: str
+    toolAvatar: str
+    params: str
+    # `toolCall` has both, `toolResponse` `response`, `toolParams` neither.
+    functionName: NotRequired[str]
+    response: NotRequired[str]
+
+
+class ToolEventBody(TypedDict):
+    """`toolCall`, `toolParams`, `toolResponse`."""
+
+    tool: ToolInfo
+
+
+# `updateVariables`: the conversation's variables; `flowResponses` / `appStreamResponse`: the
+# `responseData` records.
+VariablesBody = dict[str, Any]
+ResponseRecords = list[dict[str, Any]]
+
+
+def flow_node_status_body(name: str) -> FlowNodeStatusBody:
+    return {"status": "running", "name": name}
+
+
+def error_body(error: ApiError) -> openai.OpenAIError:
     return openai.error_body(error)
 
 
@@ -117,8 +153,9 @@ def detail_fields(
     return fields
 
 
-def _tool_event(event: str, tool: dict[str, Any]) -> bytes:
-    return sse_event({"tool": tool}, event=event)
+def _tool_event(event: str, tool: ToolInfo) -> bytes:
+    body: ToolEventBody = {"tool": tool}
+    return sse_event(body, event=event)
 
 
 def tool_response_events(messages: Iterable[dict]) -> list[bytes]:
@@ -155,7 +192,7 @@ def tool_call_events(chunk: dict[str, Any], started: dict[int, str]) -> list[byt
             if call.get("id"):
                 started[index] = call["id"]
                 name = function.get("name") or ""
-                tool = {
+                tool: ToolInfo = {
                     "id": call["id"],
                     "toolName": name,
                     "toolAvatar": "",
@@ -187,7 +224,7 @@ async def detail_events(
 ) -> AsyncIterator[bytes]:
     """The events of the table above; `modules(end, answer_text)` makes the records once the
     answer is complete."""
-    yield sse_event({"status": "running", "name": module_name}, event="flowNodeStatus")
+    yield sse_event(flow_node_status_body(module_name), event="flowNodeStatus")
     if variables:
         yield sse_event(variables, event="updateVariables")
     for event in tool_response_events(messages):

@@ -39,9 +39,13 @@ class OpenAIError(TypedDict):
 
 
 class UsageBody(TypedDict):
+    """OpenAI's `usage`; the details are passed on when the provider sent them."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: NotRequired[dict[str, Any] | None]
+    completion_tokens_details: NotRequired[dict[str, Any] | None]
 
 
 class CompletionMessage(TypedDict):
@@ -51,6 +55,10 @@ class CompletionMessage(TypedDict):
     content: str | None
     refusal: str | None
     tool_calls: NotRequired[list[dict[str, Any]]]
+    # Further fields of the provider's message, as sent.
+    annotations: NotRequired[list[dict[str, Any]]]
+    audio: NotRequired[dict[str, Any] | None]
+    function_call: NotRequired[dict[str, Any] | None]
 
 
 class CompletionChoice(TypedDict):
@@ -78,6 +86,7 @@ class ChunkDelta(TypedDict, total=False):
     content: str | None
     refusal: str | None
     tool_calls: list[dict[str, Any]]
+    function_call: dict[str, Any] | None
 
 
 class ChunkChoice(TypedDict):

@@ -9,7 +9,7 @@ Errors answered before the stream opens are AIFlowy's (`aiflowy.wire.aiflowy.err
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -60,6 +60,8 @@ class RunFinishedEvent(TypedDict):
     status: str
     result: Any
     error: str | None
+    # `status` `suspended`: what the run waits for (continue it with `external/resume`).
+    waitingFor: NotRequired[list[Any]]
 
 
 RunEventBody = (

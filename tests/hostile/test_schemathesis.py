@@ -40,14 +40,35 @@ def fuzz_key(make_key):
     return make_key()
 
 
-def naming_the_bot(case, bot) -> None:
-    """Generated bodies name a real bot (on the fake upstream), so that answers, streams
-    included, are checked against their documented shapes, not only the 404."""
+@pytest.fixture
+def targets(bot, provider) -> dict[str, object]:
+    """What generated bodies name: a real bot (on the fake upstream), knowledge base (with
+    the fake's embeddings) and share link, so that answers, streams included, are checked
+    against their documented shapes, not only the 404."""
+    from knowledge.models import KnowledgeBase
+    from shares.models import ShareLink
+
+    kb = KnowledgeBase.objects.create(
+        name="fuzzed",
+        embedding_provider=provider,
+        embedding_model="fake-embedding",
+        qa_provider=provider,
+    )
+    link = ShareLink.objects.create(bot=bot, name="fuzzed")
+    return {
+        "botId": bot.id,
+        "model": bot.name,
+        "kbId": kb.id,
+        "datasetId": kb.id,
+        "shareId": link.share_id,
+    }
+
+
+def naming_the_targets(case, targets: dict[str, object]) -> None:
     if isinstance(case.body, dict):
-        if "botId" in case.body:
-            case.body["botId"] = bot.id
-        if "model" in case.body:
-            case.body["model"] = bot.name
+        for name, value in targets.items():
+            if name in case.body:
+                case.body[name] = value
 
 
 @SCHEMA.parametrize()
@@ -59,9 +80,9 @@ def naming_the_bot(case, bot) -> None:
     database=None,
 )
 def test_the_live_server_keeps_its_contract_under_generated_requests(
-    case, live_server_url, fuzz_key, bot
+    case, live_server_url, fuzz_key, targets
 ):
-    naming_the_bot(case, bot)
+    naming_the_targets(case, targets)
     case.call_and_validate(
         base_url=live_server_url,
         headers={"Authorization": f"Bearer {fuzz_key}"},

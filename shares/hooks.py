@@ -25,6 +25,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils.translation import gettext as _
 
@@ -126,13 +127,17 @@ async def send_finish_hook(link: ShareLinkConfig, *, token: str, response_data: 
     """Queue `shareAuth/finish` as a durable job (`shares/tasks.py`): the answer never waits
     for it, and a restart or a killed worker does not lose it (a retried job may send it
     twice, which FastGPT's auth servers accept). The user's token is a credential of the
-    operator's site: the job holds it encrypted (`aiflowy.crypto`)."""
-    await jobs.enqueue(
-        FINISH_HOOK_JOB,
-        link_id=link.id,
-        token_encrypted=crypto.encrypt(token),
-        response_data=response_data,
-    )
+    operator's site: the job holds it encrypted (`aiflowy.crypto`). A queue that cannot be
+    written is logged, never shown to the user: their answer is complete."""
+    try:
+        await jobs.enqueue(
+            FINISH_HOOK_JOB,
+            link_id=link.id,
+            token_encrypted=crypto.encrypt(token),
+            response_data=response_data,
+        )
+    except DatabaseError as exc:
+        logger.warning("shareAuth/finish of share link %s not queued: %s", link.id, exc)
 
 
 async def finish_hook_send(

@@ -39,7 +39,7 @@ def test_qa_texts_become_question_answer_items_through_the_llm(http, api_key, kb
     prompt = next(
         body["messages"][-1]["content"]
         for body in fake_upstream.requests
-        if "messages" in body and TEXT in body["messages"][-1]["content"]
+        if body and "messages" in body and TEXT in body["messages"][-1]["content"]
     )
     assert "公司制度" in prompt and "Q1:" in prompt and f'"""{TEXT}"""' in prompt
 

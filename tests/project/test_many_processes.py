@@ -369,7 +369,7 @@ def test_a_chat_id_follow_up_on_the_other_server_sees_the_previous_answer(
     [sent] = [
         body["messages"]
         for body in fake_upstream.requests
-        if body["messages"][-1]["content"] == f"two {chat_id}"
+        if body and "messages" in body and body["messages"][-1]["content"] == f"two {chat_id}"
     ]
     assert {"role": "user", "content": f"one {chat_id}"} in sent
     assert {"role": "assistant", "content": f"Echo: one {chat_id}"} in sent

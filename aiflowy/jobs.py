@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from aiflowy.background import spawn
+from aiflowy.llm import upstream_clients_closed
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,13 @@ def enqueue_sync(name: str, *, lock: str | None = None, **kwargs: Any) -> None:
         return
     fn = job_function(name)
 
+    async def run_on_own_loop() -> None:
+        # The thread's loop ends with the job: its upstream clients go with it.
+        async with upstream_clients_closed():
+            await fn(**kwargs)
+
     def start() -> None:
-        threading.Thread(target=asyncio.run, args=(fn(**kwargs),), daemon=True).start()
+        threading.Thread(target=asyncio.run, args=(run_on_own_loop(),), daemon=True).start()
 
     transaction.on_commit(start)
 

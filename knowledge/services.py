@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from aiflowy.background import spawn
+from aiflowy import jobs
 from aiflowy.errors import BadRequest, Forbidden, NotFound, UpstreamError, as_api_error
 from aiflowy.llm import GenerationParams, estimate_tokens, llm_complete, upstream_clients_closed
 from aiflowy.wire.fastgpt_dataset import SearchTestItem
@@ -563,6 +563,8 @@ def _qa_texts_create(
             items_in=F("items_in") + len(texts),
             skipped=F("skipped") + len(texts) - len(kept),
         )
+        if kept:
+            qa_training_start(bill_id)
     return bill_id, len(kept)
 
 
@@ -571,18 +573,20 @@ async def qa_texts_queue(
 ) -> int:
     """QA mode: the texts are stored with the bill and the caller is answered at once; the
     QA training job turns them into items. Returns the number of texts accepted."""
-    bill_id, accepted = await database_sync_to_async(_qa_texts_create)(
+    _bill_id, accepted = await database_sync_to_async(_qa_texts_create)(
         api_key.id, kb.id, request, collection_id
     )
-    if accepted:
-        qa_training_start(bill_id)
     return accepted
 
 
+QA_TRAINING_JOB = "knowledge.run_qa_training"
+
+
 def qa_training_start(bill_id: uuid.UUID | str) -> None:
-    """Run the bill's QA training in the background of this process (a thread: the job is
-    synchronous so that any task queue can run `run_qa_training` as it is)."""
-    spawn(asyncio.to_thread(run_qa_training, str(bill_id)), name=f"qa-training-{bill_id}")
+    """Queue the bill's QA training as a durable job (`knowledge/tasks.py`). Inside
+    `transaction.atomic()` the job commits with the texts it trains on (or neither), so texts
+    accepted are trained even if this process dies right after answering."""
+    jobs.enqueue_sync(QA_TRAINING_JOB, bill_id=str(bill_id))
 
 
 def qa_pairs(answer: str) -> list[tuple[str, str]]:
@@ -595,27 +599,33 @@ def qa_pairs(answer: str) -> list[tuple[str, str]]:
 
 
 def run_qa_training(bill_id: str) -> None:
+    """`qa_training` from synchronous code (a shell, a test), on a loop of its own."""
+
+    async def train() -> None:
+        async with upstream_clients_closed():
+            await qa_training(bill_id)
+
+    asyncio.run(train())
+
+
+async def qa_training(bill_id: uuid.UUID | str) -> None:
     """Turn the bill's pending (and previously failed) QA texts into items. Idempotent: a text
     already done is not sent again, and a pair already stored is skipped (items are unique by
     content), so a retried or repeated job never inserts a pair twice. A text that fails is
     marked failed with its error, counted in the bill, and retried by the next run."""
-    asyncio.run(_qa_training(uuid.UUID(str(bill_id))))
-
-
-async def _qa_training(bill_id: uuid.UUID) -> None:
-    async with upstream_clients_closed():
-        texts = await database_sync_to_async(_qa_texts_open)(bill_id)
-        configs: dict[int, KnowledgeBaseConfig | None] = {}
-        for text in texts:
-            if text.knowledge_base_id not in configs:
-                configs[text.knowledge_base_id] = await database_sync_to_async(
-                    knowledge_base_config_get
-                )(text.knowledge_base_id)
-            try:
-                await _qa_text_train(bill_id, text, configs[text.knowledge_base_id])
-            except Exception as exc:
-                await database_sync_to_async(_qa_text_failed)(bill_id, text.pk, exc)
-        await database_sync_to_async(_qa_bill_settle)(bill_id)
+    bill_id = uuid.UUID(str(bill_id))
+    texts = await database_sync_to_async(_qa_texts_open)(bill_id)
+    configs: dict[int, KnowledgeBaseConfig | None] = {}
+    for text in texts:
+        if text.knowledge_base_id not in configs:
+            configs[text.knowledge_base_id] = await database_sync_to_async(
+                knowledge_base_config_get
+            )(text.knowledge_base_id)
+        try:
+            await _qa_text_train(bill_id, text, configs[text.knowledge_base_id])
+        except Exception as exc:
+            await database_sync_to_async(_qa_text_failed)(bill_id, text.pk, exc)
+    await database_sync_to_async(_qa_bill_settle)(bill_id)
 
 
 def _qa_texts_open(bill_id: uuid.UUID) -> list[QaText]:

@@ -9,10 +9,11 @@ With an auth server (`host`) on the link:
 init and start answer `{"success": true[, "data": {"uid": …}]}` or `{"success": false,
 "message": …}`. Both fail closed: a refusal, but also an unreachable, slow (beyond
 `AIFLOWY_SHARE_AUTH_TIMEOUT_SECONDS`) or unreadable answer, stops the page or the question
-with a message the page shows. finish never delays an answer: it is sent in the background
-(`send_finish_hook`), retried, and its failures are logged and counted on the link, never
-shown to the user. Every call goes through the SSRF-safe client (`aiflowy.outbound`): the
-auth server must be a public host unless the link allows a private one.
+with a message the page shows. finish never delays an answer: it is a durable job
+(`send_finish_hook`, run by a job worker; it survives restarts), retried, and its failures
+are logged and counted on the link, never shown to the user. Every call goes through the
+SSRF-safe client (`aiflowy.outbound`): the auth server must be a public host unless the link
+allows a private one.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from aiflowy.background import spawn
+from aiflowy import crypto, jobs
 from aiflowy.errors import ApiError
 from aiflowy.outbound import OutboundError, fetch
 from shares.models import ShareLink
@@ -118,14 +120,45 @@ async def share_auth_start(link: ShareLinkConfig, *, token: str, question: str) 
     )
 
 
-def send_finish_hook(link: ShareLinkConfig, *, token: str, response_data: list[dict]) -> None:
-    """Send `shareAuth/finish` without delaying anything: in the background, retried
-    (`AIFLOWY_SHARE_FINISH_ATTEMPTS`), its failure logged and counted on the link. The one
-    place that dispatches it, so that a durable task queue can take it over."""
-    spawn(
-        _finish_with_retries(link, token=token, response_data=response_data),
-        name=f"shareAuth/finish for share link {link.id}",
-    )
+FINISH_HOOK_JOB = "shares.send_finish_hook"
+
+
+async def send_finish_hook(link: ShareLinkConfig, *, token: str, response_data: list[dict]) -> None:
+    """Queue `shareAuth/finish` as a durable job (`shares/tasks.py`): the answer never waits
+    for it, and a restart or a killed worker does not lose it (a retried job may send it
+    twice, which FastGPT's auth servers accept). The user's token is a credential of the
+    operator's site: the job holds it encrypted (`aiflowy.crypto`). A queue that cannot be
+    written is logged, never shown to the user: their answer is complete."""
+    try:
+        await jobs.enqueue(
+            FINISH_HOOK_JOB,
+            link_id=link.id,
+            token_encrypted=crypto.encrypt(token),
+            response_data=response_data,
+        )
+    except DatabaseError as exc:
+        logger.warning("shareAuth/finish of share link %s not queued: %s", link.id, exc)
+
+
+async def finish_hook_send(
+    link_id: int, *, token_encrypted: str, response_data: list[dict]
+) -> None:
+    """The job's body: `shareAuth/finish` to the link's auth server as it is now, retried
+    (`AIFLOWY_SHARE_FINISH_ATTEMPTS`), its failure logged and counted on the link."""
+    link = await database_sync_to_async(_share_link_by_id)(link_id)
+    if link is None or not link.auth_host:
+        return  # the link, or its auth server, was removed meanwhile
+    try:
+        token = crypto.decrypt(token_encrypted)
+    except crypto.SecretUnreadable as exc:
+        logger.warning("shareAuth/finish of share link %s not sent: %s", link_id, exc)
+        return
+    await _finish_with_retries(link, token=token, response_data=response_data)
+
+
+def _share_link_by_id(link_id: int) -> ShareLinkConfig | None:
+    link = ShareLink.objects.filter(pk=link_id).first()
+    return ShareLinkConfig.from_model(link) if link is not None else None
 
 
 async def _finish_with_retries(

@@ -311,7 +311,7 @@ async def page_answer_stream(
         # budget spent, and no write outlives the answer.
         await database_sync_to_async(_usage_add)(link.id, end.prompt_tokens + end.completion_tokens)
         if link.auth_host:
-            send_finish_hook(link, token=page.auth_token, response_data=response_data)
+            await send_finish_hook(link, token=page.auth_token, response_data=response_data)
     timings = {
         "firstTokenMs": first_token_ms,
         "totalMs": int((time.monotonic() - turn.started_monotonic) * 1000),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Any
 import httpx
 import pytest
 from channels.layers import channel_layers
+from django.conf import settings
 from django.db import connection
 
 from aiflowy.testing.fake_upstream import FakeUpstream
-from aiflowy.testing.servers import start_daphne, stop_process
+from aiflowy.testing.servers import start_daphne, start_process, stop_process
 from apikeys.services import api_key_create
 from bots.models import Bot, LlmProvider
 from chat.models import Message
@@ -67,6 +69,31 @@ def serve_test_database(django_db_blocker, *, log_name: str) -> Iterator[str]:
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """Daphne serving config.asgi:application against the test database."""
     yield from serve_test_database(django_db_blocker, log_name="daphne.log")
+
+
+@pytest.fixture(scope="session")
+def job_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen | None]:
+    """`manage.py runjobs` on the test database when jobs are durable (PostgreSQL); nothing
+    in the embedded mode, where the process that queues a job runs it. Jobs are rows of the
+    test database's own queue table, so a worker of another test run never takes them."""
+    if settings.AIFLOWY_JOBS_BACKEND != "procrastinate":
+        yield None
+        return
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    process = start_process(
+        ["manage.py", "runjobs"],
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.test_settings",
+            "DATABASE_URL": database_url,
+        },
+        log_path=ROOT / ".pytest_cache" / "job-worker.log",
+    )
+    yield process
+    alive = process.poll() is None
+    stop_process(process)
+    assert alive, "the job worker died during the tests; see .pytest_cache/job-worker.log"
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from workflows.models import SearchEngine
-from workflows.search_engines import encrypt_secret
 
 
 class SearchEngineForm(forms.ModelForm):
@@ -59,9 +58,9 @@ class SearchEngineForm(forms.ModelForm):
     def save(self, commit: bool = True) -> SearchEngine:
         engine = super().save(commit=False)
         if self.cleaned_data.get("clear_api_key"):
-            engine.api_key_encrypted = ""
+            engine.api_key_secret = ""
         elif self.cleaned_data.get("api_key"):
-            engine.api_key_encrypted = encrypt_secret(self.cleaned_data["api_key"])
+            engine.api_key_secret = self.cleaned_data["api_key"]
         if commit:
             engine.save()
         return engine
@@ -107,7 +106,7 @@ class SearchEngineAdmin(admin.ModelAdmin):
 
     @admin.display(boolean=True, description=_("API key set"))
     def has_api_key(self, engine: SearchEngine) -> bool:
-        return bool(engine.api_key_encrypted)
+        return bool(engine.api_key_secret)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         return {"kind": SearchEngine.Kind.SEARXNG}

@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from aiflowy.crypto import EncryptedTextField
+
 
 class Workflow(models.Model):
     title = models.CharField(_("title"), max_length=200)
@@ -136,8 +138,9 @@ class WorkflowStep(models.Model):
 class SearchEngine(models.Model):
     """A web search engine that workflows' ``searchEngineNode`` may call, by ``name``.
 
-    The API key is stored encrypted (``workflows.search_engines.encrypt_secret``): it must be
-    sent to the engine, so it cannot be hashed, and a database dump alone must not reveal it.
+    The API key is stored encrypted (``aiflowy.crypto``, like provider keys: rotated with
+    ``AIFLOWY_ENCRYPTION_KEYS`` and ``manage.py reencryptsecrets``): it must be sent to the
+    engine, so it cannot be hashed, and a database dump alone must not reveal it.
     """
 
     class Kind(models.TextChoices):
@@ -161,7 +164,8 @@ class SearchEngine(models.Model):
         max_length=500,
         help_text=_("SearXNG: the instance's address. Generic JSON: the search endpoint."),
     )
-    api_key_encrypted = models.TextField(_("API key (encrypted)"), blank=True, editable=False)
+    # Plain text here, `fernet:<token>` in the database; set only by the admin's write-only field.
+    api_key_secret = EncryptedTextField(_("API key"), blank=True, editable=False)
     api_key_header = models.CharField(
         _("API key header"), max_length=100, default="Authorization", blank=True
     )

@@ -54,7 +54,7 @@ from workflows.engine import (
 )
 from workflows.engine.values import to_jsonable
 from workflows.errors import WorkflowInvalid
-from workflows.knowledge_port import KnowledgeSearchPort
+from workflows.knowledge_port import KnowledgeSearchPort, knowledge_bases_out_of_scope
 from workflows.llm_port import BotLlmPort, BotLookup, bots_for_definition, bots_out_of_scope
 from workflows.models import Workflow, WorkflowRun
 from workflows.recorder import RunRecord, run_records_write, run_writer
@@ -88,6 +88,16 @@ async def workflow_for_key(api_key: ApiKeyPrincipal, workflow_id: int) -> Workfl
             raise Forbidden(
                 f"This API key may not use workflow {workflow_id}: its LLM nodes use "
                 f"{names}, outside the key's bots."
+            )
+    if api_key.knowledge_base_ids is not None:
+        refused_kbs = await knowledge_bases_out_of_scope(
+            workflow.definition, api_key.may_use_knowledge_base
+        )
+        if refused_kbs:
+            names = ", ".join(f'"{kb.name}"' for kb in refused_kbs)
+            raise Forbidden(
+                f"This API key may not use workflow {workflow_id}: its knowledge nodes search "
+                f"{names}, outside the key's knowledge bases."
             )
     return workflow
 

@@ -1,40 +1,12 @@
-"""Operator-configured search engines: the key's encryption at rest, the resolver the
-engine's ``searchEngineNode`` uses, and the list the workflow editor offers.
-
-Why Fernet keyed from ``SECRET_KEY``: the API key must be sent to the engine, so it is
-encrypted rather than hashed; a database dump without the settings does not reveal it.
-Changing ``SECRET_KEY`` makes stored keys unreadable (the admin then asks for them again).
+"""Operator-configured search engines: the resolver the engine's ``searchEngineNode`` uses,
+and the list the workflow editor offers. Their API keys are encrypted at rest by the model's
+field (``aiflowy.crypto``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
-from cryptography.fernet import Fernet, InvalidToken
-from django.conf import settings
-
 from workflows.engine.nodes.search import SearchEngineConfig, configure_search_engines
 from workflows.models import SearchEngine
-
-
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(b"aiflowy.search-engine-key:" + settings.SECRET_KEY.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
-
-
-def encrypt_secret(plain: str) -> str:
-    return _fernet().encrypt(plain.encode()).decode() if plain else ""
-
-
-def decrypt_secret(token: str) -> str:
-    """The plain key, or "" when there is none or it cannot be read any more."""
-    if not token:
-        return ""
-    try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
-        return ""
 
 
 def search_engine_config(engine: SearchEngine) -> SearchEngineConfig:
@@ -42,7 +14,7 @@ def search_engine_config(engine: SearchEngine) -> SearchEngineConfig:
         name=engine.name,
         kind=engine.kind,
         url=engine.url,
-        api_key=decrypt_secret(engine.api_key_encrypted),
+        api_key=engine.api_key_secret,
         api_key_header=engine.api_key_header,
         api_key_prefix=engine.api_key_prefix,
         method=engine.method,

@@ -84,3 +84,8 @@ def filler_items(count: int) -> list[dict]:
         }
         for i in range(count)
     ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _qa_training_runs(job_worker) -> None:
+    """QA training is a durable job: on PostgreSQL a worker must be running to train."""

@@ -40,7 +40,7 @@ def test_qa_texts_become_question_answer_items_through_the_llm(http, api_key, kb
         body["messages"][-1]["content"]
         for body in fake_upstream.requests
         # The fake upstream keeps the whole session's requests (some with null content).
-        if "messages" in body and TEXT in str(body["messages"][-1].get("content"))
+        if body and "messages" in body and TEXT in str(body["messages"][-1].get("content"))
     )
     assert "公司制度" in prompt and "Q1:" in prompt and f'"""{TEXT}"""' in prompt
 

@@ -370,7 +370,7 @@ def test_a_chat_id_follow_up_on_the_other_server_sees_the_previous_answer(
         body["messages"]
         for body in fake_upstream.requests
         # The fake upstream keeps the whole session's requests (embeddings have no messages).
-        if body.get("messages") and body["messages"][-1].get("content") == f"two {chat_id}"
+        if body and body.get("messages") and body["messages"][-1].get("content") == f"two {chat_id}"
     ]
     assert {"role": "user", "content": f"one {chat_id}"} in sent
     assert {"role": "assistant", "content": f"Echo: one {chat_id}"} in sent

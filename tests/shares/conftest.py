@@ -131,3 +131,8 @@ def visit(live_server_url, transactional_db) -> Iterator[Callable[..., Visitor]]
     yield make
     for visitor in visitors:
         visitor.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _finish_hooks_sent(job_worker) -> None:
+    """shareAuth/finish is a durable job: on PostgreSQL a worker must be running to send it."""

@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from django.conf import settings
 
-from aiflowy.testing.servers import start_daphne, start_process, stop_process
+from aiflowy.testing.servers import start_daphne, stop_process
 from bots.models import Bot
 from tests.conftest import ROOT, _database_url, sse_parsed
 from workflows.definitions import workflow_create
@@ -52,23 +51,9 @@ def private_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def workflow_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen | None]:
-    """`manage.py runjobs` when background runs are durable jobs (PostgreSQL); nothing in the
-    embedded mode, where the web process runs them as asyncio tasks."""
-    if settings.AIFLOWY_JOBS_BACKEND != "procrastinate":
-        yield None
-        return
-    with django_db_blocker.unblock():
-        database_url = _database_url()
-    process = start_process(
-        ["manage.py", "runjobs"],
-        env=_server_env(database_url),
-        log_path=ROOT / ".pytest_cache" / "workflow-worker.log",
-    )
-    yield process
-    alive = process.poll() is None
-    stop_process(process)
-    assert alive, "the job worker died during the tests; see .pytest_cache/workflow-worker.log"
+def workflow_worker(job_worker) -> subprocess.Popen | None:
+    """The job worker that runs background workflow runs (PostgreSQL mode)."""
+    return job_worker
 
 
 @pytest.fixture

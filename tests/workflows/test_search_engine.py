@@ -10,14 +10,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from tests.workflows.conftest import finished_run
 from workflows.models import SearchEngine
-from workflows.search_engines import decrypt_secret
 
 RUN = "/api/v1/workflow/external/run"
 API_KEY = "sk-search-secret-1234"
+
+
+def stored_key(engine: SearchEngine) -> str:
+    """The API key as the database holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT api_key_secret FROM workflows_searchengine WHERE id = %s", [engine.pk]
+        )
+        return cursor.fetchone()[0]
 
 
 class FakeSearch:
@@ -190,8 +199,9 @@ def test_a_generic_json_engine_posts_with_its_encrypted_key(
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     engine = SearchEngine.objects.get(name="bocha")
-    assert API_KEY not in engine.api_key_encrypted
-    assert decrypt_secret(engine.api_key_encrypted) == API_KEY
+    stored = stored_key(engine)
+    assert stored.startswith("fernet:") and API_KEY not in stored
+    assert engine.api_key_secret == API_KEY
     page = admin_client.get(reverse("admin:workflows_searchengine_change", args=[engine.pk]))
     assert API_KEY not in page.content.decode()
 
@@ -227,7 +237,7 @@ def test_a_generic_json_engine_posts_with_its_encrypted_key(
     admin_client.post(reverse("admin:workflows_searchengine_change", args=[engine.pk]), data)
     engine.refresh_from_db()
     assert engine.title == "博查 2"
-    assert decrypt_secret(engine.api_key_encrypted) == API_KEY
+    assert engine.api_key_secret == API_KEY
 
 
 def test_an_engine_on_a_private_address_is_refused_unless_the_operator_allows_it(

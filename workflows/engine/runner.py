@@ -69,7 +69,7 @@ from .definition import EdgeDef, NodeDef, WorkflowDefinition
 from .errors import InputError, NodeFailed, NodeSuspended
 from .inputs import validate_inputs
 from .js import JsError, eval_condition
-from .nodes import NodeContext, execute_node, resolve_parameters
+from .nodes import NODE_TYPES, NodeContext, execute_node, resolve_parameters
 from .ports import EngineLimits, KnowledgePort, LlmPort
 from .state import NodeCounters, script_state
 from .values import CoercionError, RunMemory, coerce, is_blank, parse_data_type, to_jsonable
@@ -195,6 +195,8 @@ class _Scope:
     def __init__(self, run: _Run, parent: str | None) -> None:
         self.parent = parent
         self.tasks: dict[asyncio.Task[_Outcome], str] = {}
+        # Nodes that may start, not started yet (``drive`` starts them).
+        self.ready: list[str] = []
         self.pending: dict[str, int] = {}
         self.fired: dict[str, int] = {}
         self.fired_edges: set[str] = set()
@@ -252,6 +254,7 @@ class _Run:
             )
             for node_id, node in defn.nodes.items()
         }
+        self.order = {node_id: index for index, node_id in enumerate(defn.order)}
         self.incoming_ids: dict[str, tuple[str, ...]] = {
             node_id: tuple(e.id for e in defn.incoming[node_id] if e.source in defn.reachable)
             for node_id in defn.nodes
@@ -454,8 +457,9 @@ class _Run:
 
     async def attempt(self, ctx: NodeContext) -> dict[str, Any]:
         limit = self.limits.node_timeout_s
-        if ctx.node.type == "loopNode":
-            # Its body's nodes have their own time limits; the run's limit bounds the whole.
+        if ctx.node.type == "loopNode" or not NODE_TYPES[ctx.node.type].awaits:
+            # A loop's body nodes have their own time limits (the run's limit bounds the
+            # whole); a node that never waits cannot be interrupted by one.
             return await execute_node(ctx)
         try:
             async with asyncio.timeout(limit) as deadline:
@@ -593,9 +597,7 @@ class _Run:
     # -- scheduling ----------------------------------------------------------------------
 
     def launch(self, scope: _Scope, node_id: str) -> None:
-        node = self.defn.nodes[node_id]
-        task = asyncio.create_task(self.run_node(node), name=f"workflow-node-{node_id}")
-        scope.tasks[task] = node_id
+        scope.ready.append(node_id)
 
     async def resolve_edge(self, scope: _Scope, edge: EdgeDef, fired: bool) -> None:
         target = edge.target
@@ -617,30 +619,55 @@ class _Run:
             await self.resolve_edge(scope, next_edge, False)
 
     async def drive(self, scope: _Scope) -> _Outcome | None:
-        """Run ``scope`` until nothing in it can run; the first failure, if any."""
-        order = {node_id: index for index, node_id in enumerate(self.defn.order)}
-        while scope.tasks:
+        """Run ``scope`` until nothing in it can run; the first failure, if any.
+
+        A node that is the only one that can run (a chain's usual case) runs inline, in
+        this task: a task of its own would only add a task, a wait and two turns of the
+        event loop per node (a third of a template node's time). As soon as two can run,
+        each gets its task and they run concurrently.
+        """
+        order = self.order
+        while scope.ready or scope.tasks:
+            if len(scope.ready) == 1 and not scope.tasks:
+                node = self.defn.nodes[scope.ready.pop()]
+                failure = await self.handle(scope, await self.run_node(node))
+                if failure is not None:
+                    return failure
+                continue
+            for node_id in scope.ready:
+                task = asyncio.create_task(
+                    self.run_node(self.defn.nodes[node_id]), name=f"workflow-node-{node_id}"
+                )
+                scope.tasks[task] = node_id
+            scope.ready.clear()
             done, _ = await asyncio.wait(scope.tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: order[scope.tasks[t]]):
                 del scope.tasks[task]
-                outcome = task.result()
-                node = outcome.node
-                if outcome.status == "failed":
-                    return outcome
-                if outcome.status == "suspended":
-                    assert outcome.waiting is not None
-                    self.suspended[node.id] = outcome.waiting
-                    continue
-                if outcome.status == "succeeded" and node.type == "endNode":
-                    self.end_outputs[node.id] = outcome.outputs
-                if outcome.loop_back is not None:
-                    self.loop_back(scope, outcome.loop_back)
-                    continue
-                for edge in self.next_edges[node.id]:
-                    await self.resolve_edge(scope, edge, edge.id in outcome.fired)
+                failure = await self.handle(scope, task.result())
+                if failure is not None:
+                    return failure
+        return None
+
+    async def handle(self, scope: _Scope, outcome: _Outcome) -> _Outcome | None:
+        """Pass a finished node's outcome on to its edges; the outcome if it failed."""
+        node = outcome.node
+        if outcome.status == "failed":
+            return outcome
+        if outcome.status == "suspended":
+            assert outcome.waiting is not None
+            self.suspended[node.id] = outcome.waiting
+            return None
+        if outcome.status == "succeeded" and node.type == "endNode":
+            self.end_outputs[node.id] = outcome.outputs
+        if outcome.loop_back is not None:
+            self.loop_back(scope, outcome.loop_back)
+            return None
+        for edge in self.next_edges[node.id]:
+            await self.resolve_edge(scope, edge, edge.id in outcome.fired)
         return None
 
     async def cancel_tasks(self, scope: _Scope) -> None:
+        scope.ready.clear()
         tasks = list(scope.tasks)
         for task in tasks:
             task.cancel()

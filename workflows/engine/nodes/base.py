@@ -76,6 +76,9 @@ class NodeType:
     * ``parameters_are_refs``: ``parameters`` refer to earlier values (false for the start
       node, whose parameters are the run's inputs); ``output_defs_are_refs``: ``outputDefs``
       do too (the end node's outputs are references).
+    * ``awaits``: ``execute`` waits for something (I/O, the sandbox, a person). False for
+      types that only compute in Python: no time limit can interrupt those, so the runner
+      does not arm one for them.
     """
 
     name: str
@@ -85,6 +88,7 @@ class NodeType:
     ref_parameter_keys: tuple[str, ...] = ()
     parameters_are_refs: bool = True
     output_defs_are_refs: bool = False
+    awaits: bool = True
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,4 +26,4 @@ async def execute(ctx: NodeContext) -> dict[str, Any]:
     return outputs
 
 
-NODE_TYPE = NodeType(name="endNode", execute=execute, output_defs_are_refs=True)
+NODE_TYPE = NodeType(name="endNode", execute=execute, output_defs_are_refs=True, awaits=False)

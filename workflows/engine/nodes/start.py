@@ -27,4 +27,5 @@ NODE_TYPE = NodeType(
     declared_outputs=declared_outputs,
     # Its parameters are the run's inputs, not references to earlier values.
     parameters_are_refs=False,
+    awaits=False,
 )

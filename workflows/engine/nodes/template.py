@@ -61,4 +61,5 @@ NODE_TYPE = NodeType(
     execute=execute,
     parse_config=parse_config,
     declared_outputs=declared_outputs,
+    awaits=False,
 )

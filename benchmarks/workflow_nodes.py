@@ -5,7 +5,7 @@ chain, each run in-process (no HTTP, no database) so only the engine is measured
 
 `make bench-workflow-nodes` runs it. Reports the median and the best wall time of one run
 (definition parsed once, as a saved workflow is). Targets (issue 13): template chain ≤ 5 ms,
-code chain ≤ 50 ms.
+code chain ≤ 50 ms. A machine reference (a fixed pure-Python loop) is printed first.
 """
 
 from __future__ import annotations
@@ -76,11 +76,23 @@ async def measure(node_type: str, count: int, runs: int) -> tuple[float, float]:
     return statistics.median(durations), min(durations)
 
 
+def machine_reference() -> float:
+    """Seconds for ten million pure-Python additions: how fast this machine is right now.
+    Shared machines differ by 3x from one session to the next; engine times are comparable
+    across runs only next to this number."""
+    started = time.perf_counter()
+    total = 0
+    for value in range(10_000_000):
+        total += value
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
+    print(f"machine reference: 10M pure-Python additions in {machine_reference():.2f} s")
     for label, node_type in (("template", "templateNode"), ("code", "codeNode")):
         median, best = asyncio.run(measure(node_type, args.nodes, args.runs))
         print(

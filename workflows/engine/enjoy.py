@@ -71,6 +71,9 @@ class _Continue(Exception):
 
 
 def _is_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is int or kind is float:
+        return True
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -108,7 +111,23 @@ def _concat_text(value: Any) -> str:
     return "null" if value is None else to_text(value)
 
 
+_KIND_OF_TYPE: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "list",
+    tuple: "list",
+    range: "list",
+    dict: "map",
+}
+
+
 def _kind(value: Any) -> str:
+    kind = _KIND_OF_TYPE.get(type(value))
+    if kind is not None:
+        return kind
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -1018,7 +1037,9 @@ def _text_stmt(text: str) -> Stmt:
 def _output_stmt(expr: Expr) -> Stmt:
     def output(env: _Env) -> None:
         value = expr(env)
-        if value is not None:
+        if type(value) is str:
+            env.out.append(value)
+        elif value is not None:
             env.out.append(to_text(list(value) if isinstance(value, range) else value))
 
     return output
@@ -1083,14 +1104,12 @@ def _for_stmt(variable: str, iterable: Expr, body: Stmt, otherwise: Stmt, line: 
                 if env.iterations > MAX_ITERATIONS:
                     raise EnjoyError(f"more than {MAX_ITERATIONS} loop iterations", line)
                 count = index + 1
-                status.update(
-                    index=index,
-                    count=count,
-                    first=index == 0,
-                    last=count == size,
-                    odd=count % 2 == 1,
-                    even=count % 2 == 0,
-                )
+                status["index"] = index
+                status["count"] = count
+                status["first"] = index == 0
+                status["last"] = count == size
+                status["odd"] = count % 2 == 1
+                status["even"] = count % 2 == 0
                 scope.clear()
                 scope["for"] = status
                 scope[variable] = item

@@ -273,7 +273,7 @@ class _Run:
     def record(self, outcome: _Outcome) -> StepRecord:
         finished = outcome.finished_at or _now()
         finished_mono = outcome.finished_mono or time.monotonic()
-        meta = dict(outcome.meta)
+        meta = dict(outcome.meta) if outcome.meta else {}
         parent = outcome.node.parent_id
         if parent is not None and parent in self.loop_index:
             meta["loop"] = {"nodeId": parent, "index": self.loop_index[parent]}
@@ -291,7 +291,7 @@ class _Run:
             finished_at=finished,
             duration_ms=max(0, round((finished_mono - outcome.started_mono) * 1000)),
             attempts=outcome.attempts,
-            meta=to_jsonable(meta),
+            meta=to_jsonable(meta) if meta else {},
         )
         self.steps.append(step)
         return step
@@ -299,6 +299,8 @@ class _Run:
     async def finish_step(self, outcome: _Outcome) -> None:
         step = self.record(outcome)
         self.counters[outcome.node.id].status = outcome.status
+        if self.on_event is None:
+            return
         await self.emit(
             NodeFinished(
                 node_id=step.node_id,
@@ -543,7 +545,8 @@ class _Run:
             counters.execute_count += 1
             last_edge = counters.trigger_edge_ids[-1] if counters.trigger_edge_ids else "none"
             counters.execute_edge_ids.append(last_edge)
-            await self.emit(NodeStarted(node_id=node.id, node_type=node.type, title=node.title))
+            if self.on_event is not None:
+                await self.emit(NodeStarted(node_id=node.id, node_type=node.type, title=node.title))
             outputs = await self.attempts(ctx, outcome)
             outcome.inputs, outcome.meta = ctx.inputs, ctx.meta
             if counters.loop_count:

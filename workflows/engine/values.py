@@ -402,8 +402,22 @@ def render_text(
     return _TOKEN_RE.sub(replace, template)
 
 
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """A deep copy that ``json.dumps`` accepts (unknown objects become strings)."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is dict:
+        # (the common case, checked by exact type first: every step records three of them)
+        return {
+            key if type(key) is str else str(key): item
+            if type(item) in _PLAIN_TYPES
+            else to_jsonable(item)
+            for key, item in value.items()
+        }
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):

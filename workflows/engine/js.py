@@ -320,10 +320,10 @@ class _Pool:
 
     def close_all(self) -> None:
         """Free every isolate of a closed loop (called from another thread)."""
-        for isolate in self.made:
-            isolate.close()
-        self.made.clear()
+        made, self.made = list(self.made), set()
         self.idle.clear()
+        for isolate in made:
+            isolate.close()
 
 
 def _lifecycle_worker() -> None:

@@ -555,8 +555,13 @@ async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[Run
     breaks outside the engine raises here; the transport ends the stream for it.
     """
     events: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+    # The run may be one event ahead of the stream, no more: it cannot finish (and be
+    # recorded as succeeded) while an earlier event is still to be rendered, so an event
+    # that fails to render fails the run, as the stream tells the caller.
+    room = asyncio.Semaphore(1)
 
     async def forward(event: RunEvent) -> None:
+        await room.acquire()
         events.put_nowait(event)
 
     task = spawn(
@@ -571,8 +576,9 @@ async def workflow_run_stream(execution: WorkflowExecution) -> AsyncIterator[Run
         while (event := await events.get()) is not None:
             if isinstance(event, RunFinished):
                 finished = event  # held back until the run is stored
-                continue
-            yield event
+            else:
+                yield event
+            room.release()
         await task  # raises what broke the run outside the engine
         assert finished is not None
         yield RunFinished(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -67,6 +68,51 @@ class WorkflowDefinition:
     @property
     def start(self) -> NodeDef:
         return self.nodes[self.start_id]
+
+    # What the scheduler derives from the graph: computed on first use and shared, read-only,
+    # by every run of this definition (a saved workflow is parsed once and run many times).
+
+    @cached_property
+    def position(self) -> Mapping[str, int]:
+        """Each node's index in ``order``."""
+        return {node_id: index for index, node_id in enumerate(self.order)}
+
+    @cached_property
+    def next_edges(self) -> Mapping[str, tuple[EdgeDef, ...]]:
+        """Each node's outgoing edges within its own scope (a loop's edges into its body are
+        left out: the loop runs its body itself)."""
+        return {
+            node_id: tuple(
+                e
+                for e in self.outgoing[node_id]
+                if self.nodes[e.target].parent_id == node.parent_id
+            )
+            for node_id, node in self.nodes.items()
+        }
+
+    @cached_property
+    def incoming_ids(self) -> Mapping[str, tuple[str, ...]]:
+        """Each node's incoming edges from reachable nodes: the ones it waits for."""
+        return {
+            node_id: tuple(e.id for e in self.incoming[node_id] if e.source in self.reachable)
+            for node_id in self.nodes
+        }
+
+    @cached_property
+    def _scope_counts(self) -> dict[str | None, Mapping[str, int]]:
+        return {}
+
+    def scope_counts(self, parent: str | None) -> Mapping[str, int]:
+        """For the nodes of one scope (None: the main graph; else a loopNode's body), how many
+        incoming edges each waits for."""
+        counts = self._scope_counts.get(parent)
+        if counts is None:
+            counts = self._scope_counts[parent] = {
+                node_id: len(self.incoming_ids[node_id])
+                for node_id, node in self.nodes.items()
+                if node.parent_id == parent
+            }
+        return counts
 
 
 # --------------------------------------------------------------------------------------------

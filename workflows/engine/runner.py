@@ -82,7 +82,7 @@ RunStatus = Literal["succeeded", "failed", "timeout", "suspended"]
 SNAPSHOT_VERSION = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRecord:
     """What one node did in a run (JSON-safe ``inputs``/``outputs``; times in UTC).
 
@@ -171,7 +171,7 @@ def _describe_exception(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outcome:
     node: NodeDef
     status: StepStatus
@@ -200,15 +200,7 @@ class _Scope:
         self.pending: dict[str, int] = {}
         self.fired: dict[str, int] = {}
         self.fired_edges: set[str] = set()
-        counts = run.scope_counts.get(parent)
-        if counts is None:
-            defn = run.defn
-            counts = {
-                node_id: len([e for e in defn.incoming[node_id] if e.source in defn.reachable])
-                for node_id, node in defn.nodes.items()
-                if node.parent_id == parent
-            }
-            run.scope_counts[parent] = counts
+        counts = run.defn.scope_counts(parent)
         self.pending = dict(counts)
         self.fired = dict.fromkeys(counts, 0)
 
@@ -234,8 +226,6 @@ class _Run:
         self.steps: list[StepRecord] = []
         self.running: dict[str, tuple[datetime, float, NodeContext]] = {}
         self.semaphore = asyncio.Semaphore(max(1, limits.max_parallel_nodes))
-        # Per scope (None: the main graph; else a loopNode's id): incoming edges to wait for.
-        self.scope_counts: dict[str | None, dict[str, int]] = {}
         self.main = _Scope(self, None)
         self.end_outputs: dict[str, dict[str, Any]] = {}
         self.failure: _Outcome | None = None
@@ -245,20 +235,10 @@ class _Run:
         self.loop_index: dict[str, int] = {}
         self.elapsed_before_ms = 0
         self.started_at: datetime | None = None
-        # Edges scheduled within a node's own scope (a loop's edges into its body excluded).
-        self.next_edges: dict[str, tuple[EdgeDef, ...]] = {
-            node_id: tuple(
-                e
-                for e in defn.outgoing[node_id]
-                if defn.nodes[e.target].parent_id == node.parent_id
-            )
-            for node_id, node in defn.nodes.items()
-        }
-        self.order = {node_id: index for index, node_id in enumerate(defn.order)}
-        self.incoming_ids: dict[str, tuple[str, ...]] = {
-            node_id: tuple(e.id for e in defn.incoming[node_id] if e.source in defn.reachable)
-            for node_id in defn.nodes
-        }
+        # Derived from the graph once per definition (see WorkflowDefinition).
+        self.next_edges = defn.next_edges
+        self.order = defn.position
+        self.incoming_ids = defn.incoming_ids
 
     # -- events and records --------------------------------------------------------------
 

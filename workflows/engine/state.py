@@ -46,7 +46,7 @@ _PRELUDE = (
 assert "\n" not in _PRELUDE
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeCounters:
     """What Tinyflow's ``NodeState`` counts for one node during a run."""
 

@@ -29,7 +29,7 @@ ScriptState = Callable[[str], tuple[str, dict[str, Any]]]
 RunBody = Callable[[int, Any], Awaitable[None]]
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeContext:
     node: NodeDef
     memory: RunMemory

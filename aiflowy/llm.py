@@ -107,9 +107,19 @@ class StreamEnd:
     usage_details: dict | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Upstream:
+    """A provider's client and what every call to it passes, built once with the client."""
+
+    version: str
+    client: openai.AsyncOpenAI
+    # The absolute URL: a path relative to `base_url` is parsed and joined again per call.
+    url: str
+
+
 @dataclass(slots=True)
 class _Clients:
-    by_provider: dict[int, tuple[str, openai.AsyncOpenAI]] = field(default_factory=dict)
+    by_provider: dict[int, _Upstream] = field(default_factory=dict)
 
 
 # The SDK's `X-Stainless-*` headers tell every provider our OS, architecture and runtime, and
@@ -126,15 +136,19 @@ _NO_SDK_TELEMETRY = {
         "X-Stainless-Runtime-Version",
     )
 }
-# These two are added per request, so they are dropped per request.
-_NO_SDK_REQUEST_TELEMETRY = {
-    "options": {
-        "headers": {
-            "X-Stainless-Retry-Count": openai.Omit(),
-            "X-Stainless-Read-Timeout": openai.Omit(),
-        }
-    }
+# The options of every call, built once. The two telemetry headers the SDK adds per request
+# are dropped per request. The idempotency key is the SDK's own for its retries (which are off);
+# the OpenAI client sends it in no header, and a given one spares a `uuid4()` per call.
+_REQUEST_OPTIONS: openai.RequestOptions = {
+    "headers": {
+        "X-Stainless-Retry-Count": openai.Omit(),
+        "X-Stainless-Read-Timeout": openai.Omit(),
+    },
+    "idempotency_key": "aiflowy-no-retries",
 }
+# Chunks as the SSE decoder parsed them (dicts): with `object` the SDK hands them over as they
+# are, instead of rebuilding every value of every chunk against the type (`construct_type`).
+_CHUNK_STREAM = openai.AsyncStream[object]
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clients] = (
     weakref.WeakKeyDictionary()
@@ -143,10 +157,17 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clients] = (
 
 def upstream_client(provider: ProviderConfig) -> openai.AsyncOpenAI:
     """The cached client for this provider (rebuilt when the provider's settings change)."""
-    clients = _clients.setdefault(asyncio.get_running_loop(), _Clients())
-    cached = clients.by_provider.get(provider.id)
-    if cached is not None and cached[0] == provider.version:
-        return cached[1]
+    return _upstream(provider).client
+
+
+def _upstream(provider: ProviderConfig) -> _Upstream:
+    clients = _clients.get(asyncio.get_running_loop())
+    if clients is not None:
+        cached = clients.by_provider.get(provider.id)
+        if cached is not None and cached.version == provider.version:
+            return cached
+    else:
+        clients = _clients.setdefault(asyncio.get_running_loop(), _Clients())
     client = openai.AsyncOpenAI(
         api_key=provider.api_key or "not-needed",
         base_url=provider.base_url or None,
@@ -157,8 +178,10 @@ def upstream_client(provider: ProviderConfig) -> openai.AsyncOpenAI:
         http_client=openai.DefaultAioHttpClient(),
         default_headers=_NO_SDK_TELEMETRY,
     )
-    clients.by_provider[provider.id] = (provider.version, client)
-    return client
+    # `base_url` always ends with "/" (the SDK enforces it).
+    upstream = _Upstream(provider.version, client, f"{client.base_url}chat/completions")
+    clients.by_provider[provider.id] = upstream
+    return upstream
 
 
 async def upstream_clients_close() -> None:
@@ -166,8 +189,8 @@ async def upstream_clients_close() -> None:
     when a short-lived loop ends); later calls open new ones."""
     clients = _clients.pop(asyncio.get_running_loop(), None)
     if clients is not None:
-        for _version, client in clients.by_provider.values():
-            await client.close()
+        for upstream in clients.by_provider.values():
+            await upstream.client.close()
 
 
 @contextlib.asynccontextmanager
@@ -343,11 +366,12 @@ async def llm_complete(
         )
     started = time.perf_counter()
     try:
-        response = await upstream_client(provider).post(
-            "/chat/completions",
+        upstream = _upstream(provider)
+        response = await upstream.client.post(
+            upstream.url,
             body=_request_body(messages, params),
             cast_to=httpx2.Response,
-            **_NO_SDK_REQUEST_TELEMETRY,
+            options=_REQUEST_OPTIONS,
         )
         data = json.loads(response.content)
         choices = data["choices"]
@@ -444,17 +468,18 @@ async def llm_stream(
     fingerprint: str | None = None
     started = time.perf_counter()
     try:
-        stream = await upstream_client(provider).post(
-            "/chat/completions",
+        upstream = _upstream(provider)
+        stream = await upstream.client.post(
+            upstream.url,
             body={
                 **_request_body(messages, params),
                 "stream": True,
                 "stream_options": {"include_usage": True},
             },
-            cast_to=dict,
+            cast_to=object,
             stream=True,
-            stream_cls=openai.AsyncStream[dict],
-            **_NO_SDK_REQUEST_TELEMETRY,
+            stream_cls=_CHUNK_STREAM,
+            options=_REQUEST_OPTIONS,
         )
         async with stream:
             async for chunk in stream:

@@ -137,8 +137,18 @@ def _stemmer():
     return snowballstemmer.stemmer("english")
 
 
-@functools.lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
+    """The Snowball stem of a lower-cased word. Numbers are their own stems (Snowball's
+    English rules only strip letter suffixes), and stemming one costs ~0.15 ms of pure
+    Python: catalog-like items carry a new number each, so they skip the stemmer and its
+    cache."""
+    if word.isascii() and word.isdigit():
+        return word
+    return _stem_word(word)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _stem_word(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
@@ -470,7 +480,13 @@ async def _embed_batch(
             raise _embedding_error(provider, exc) from None
     try:
         rows = sorted(data["data"], key=lambda row: row["index"])
-        vectors = [normalized(_vector(row["embedding"])) for row in rows]
+        # One matrix for the batch: normalising row by row cost ~15 us a vector.
+        matrix = np.vstack([_vector(row["embedding"]) for row in rows]) if rows else None
+        vectors = []
+        if matrix is not None:
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            vectors = list(matrix / norms)
     except (KeyError, TypeError, ValueError) as exc:
         raise _embedding_error(provider, exc) from None
     if len(vectors) != len(batch):

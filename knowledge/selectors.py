@@ -13,7 +13,7 @@ from aiflowy.llm import ProviderConfig
 from bots.models import LlmProvider
 from bots.selectors import provider_config
 from knowledge.models import BotKnowledgeBase, DataItem, KnowledgeBase
-from knowledge.retrieval import FullTextIndex, VectorMatrix
+from knowledge.retrieval import CodeIndex, FullTextIndex, VectorMatrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,7 @@ class _Indexes:
     version: int
     full_text: FullTextIndex | None = None
     vectors: VectorMatrix | None = None
+    codes: CodeIndex | None = None
 
 
 _indexes: dict[int, _Indexes] = {}
@@ -163,6 +164,19 @@ def vector_matrix(kb: KnowledgeBaseConfig) -> VectorMatrix:
             ).values_list("id", "embedding")
             indexes.vectors = VectorMatrix.build(rows.iterator(chunk_size=5000))
         return indexes.vectors
+
+
+def vector_codes(kb: KnowledgeBaseConfig, *, exact_below: int) -> CodeIndex:
+    """The knowledge base's binary codes at `kb.data_version` (pgvector backend), built on
+    first use from the stored vectors, which are not kept."""
+    with _lock:
+        indexes = _current(kb)
+        if indexes.codes is None:
+            rows = DataItem.objects.filter(
+                knowledge_base_id=kb.id, embedding__isnull=False
+            ).values_list("id", "embedding")
+            indexes.codes = CodeIndex.build(rows.iterator(chunk_size=5000), exact_below=exact_below)
+        return indexes.codes
 
 
 def indexes_forget() -> None:

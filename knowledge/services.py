@@ -45,9 +45,10 @@ from knowledge.selectors import (
     KnowledgeBaseConfig,
     full_text_index,
     knowledge_base_config_get,
+    vector_codes,
     vector_matrix,
 )
-from knowledge.vectors import vector_store, vectors_forget
+from knowledge.vectors import PG_EXACT_BELOW, vector_store, vectors_forget
 
 logger = logging.getLogger(__name__)
 
@@ -477,7 +478,11 @@ def _rank(
         )
     if mode in (SearchMode.EMBEDDING, SearchMode.MIXED) and vector is not None:
         rankings["embedding"] = vector_store().search(
-            kb.id, vector, candidates, lambda: vector_matrix(kb)
+            kb.id,
+            vector,
+            candidates,
+            lambda: vector_matrix(kb),
+            lambda: vector_codes(kb, exact_below=PG_EXACT_BELOW),
         )
     if len(rankings) == 1:
         return next(iter(rankings.values()))

@@ -48,7 +48,7 @@ from knowledge.selectors import (
     vector_codes,
     vector_matrix,
 )
-from knowledge.vectors import PG_EXACT_BELOW, vector_store, vectors_forget
+from knowledge.vectors import vector_store, vectors_forget
 
 logger = logging.getLogger(__name__)
 
@@ -482,7 +482,7 @@ def _rank(
             vector,
             candidates,
             lambda: vector_matrix(kb),
-            lambda: vector_codes(kb, exact_below=PG_EXACT_BELOW),
+            lambda: vector_codes(kb, exact_below=settings.AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW),
         )
     if len(rankings) == 1:
         return next(iter(rankings.values()))

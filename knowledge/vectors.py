@@ -8,7 +8,8 @@
 - `PgVectors`: PostgreSQL with the `vector` extension (pgvector). Vectors are also written to
   `knowledge_item_vector` (one table serves knowledge bases of different embedding models:
   the column is cast to the knowledge base's dimension) and pgvector computes the exact
-  cosine distances: of every vector of the knowledge base below `PG_EXACT_BELOW` (a scan), of
+  cosine distances: of every vector of the knowledge base below
+  `AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW` (a scan), of
   the candidates that the process's binary codes (`retrieval.BinaryCodes`, 64 bytes a vector
   instead of 1 KB) pick from there on.
 
@@ -36,13 +37,11 @@ from django.db import connection
 from knowledge.retrieval import CodeIndex, Hit, VectorMatrix
 
 PG_TABLE = "knowledge_item_vector"
-# Below this many vectors pgvector scores all of them (a sequential scan: ~34 ms at 20,000
-# here, so ~8 ms at 5,000); from there on only the binary codes' candidates.
-PG_EXACT_BELOW = 5_000
-# Candidates pgvector re-scores: each is an index lookup and a heap fetch (~5 us); 1,000 of
-# 20,000 took 8 ms here, 2,000 took 11 ms. The benchmark's first items were the exact
-# search's at 500 already (docs/knowledge.md).
-PG_CANDIDATES = 1_000
+# `settings.AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW` (5,000): below this many vectors pgvector scores
+# all of them (a sequential scan: ~34 ms at 20,000 here, so ~8 ms at 5,000); from there on
+# `settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES` (1,000) picked by the binary codes. Each candidate
+# is an index lookup and a heap fetch (~5 us): 1,000 of 20,000 took 8 ms here, 2,000 took
+# 11 ms, and the benchmark's first items were the exact search's at 500 already.
 
 
 class VectorStore(Protocol):
@@ -95,7 +94,8 @@ class PgVectors:
         if index.codes is None or index.codes.centre.shape[0] != dimensions:
             where, scope = "knowledge_base_id = %s", knowledge_base_id  # exact: every vector
         else:
-            positions = index.codes.nearest(query, max(PG_CANDIDATES, limit))
+            candidates = settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES
+            positions = index.codes.nearest(query, max(candidates, limit))
             where, scope = "item_id = ANY(%s)", index.item_ids[positions].tolist()
         _binary_vectors()
         with connection.cursor() as cursor:

@@ -21,10 +21,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import aiohttp
 import numpy as np
 
 from aiflowy.errors import UpstreamError
-from aiflowy.llm import ProviderConfig, estimate_tokens, upstream_client
+from aiflowy.llm import ProviderConfig, estimate_tokens, upstream_client, upstream_session
 
 logger = logging.getLogger(__name__)
 
@@ -474,29 +475,41 @@ async def embed_texts(
     return result
 
 
+class _EmbeddingStatus(Exception):
+    """The provider answered `/embeddings` with an error status."""
+
+    def __init__(self, status_code: int, text: str) -> None:
+        super().__init__(f"HTTP {status_code}: {text[:300]}")
+        self.status_code = status_code
+
+    @property
+    def retryable(self) -> bool:
+        return self.status_code == 429 or self.status_code >= 500
+
+
 async def _embed_batch(
     provider: ProviderConfig, model: str, batch: list[str]
 ) -> tuple[list[np.ndarray], int]:
-    import httpx2
-    import openai
-
-    body = {"model": model, "input": batch, "encoding_format": "base64"}
+    """One `/embeddings` call through the provider's plain aiohttp session
+    (`aiflowy.llm.upstream_session`: the SDK's per-call work cost more than the call)."""
+    upstream = upstream_session(provider)
+    body = json.dumps({"model": model, "input": batch, "encoding_format": "base64"})
     for attempt in range(EMBED_ATTEMPTS):
         try:
-            response = await upstream_client(provider).post(
-                "/embeddings", body=body, cast_to=httpx2.Response
-            )
-            data = json.loads(response.content)
+            async with upstream.session.post(
+                upstream.url("embeddings"), data=body, headers=upstream.headers
+            ) as response:
+                content = await response.read()
+                if response.status >= 400:
+                    raise _EmbeddingStatus(response.status, content.decode(errors="replace"))
+            data = json.loads(content)
             break
-        except (
-            openai.RateLimitError,
-            openai.InternalServerError,
-            openai.APIConnectionError,
-        ) as exc:
-            if attempt == EMBED_ATTEMPTS - 1:
+        except (_EmbeddingStatus, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            retryable = not isinstance(exc, _EmbeddingStatus) or exc.retryable
+            if not retryable or attempt == EMBED_ATTEMPTS - 1:
                 raise _embedding_error(provider, exc) from None
             await asyncio.sleep(0.2 * 2**attempt)
-        except (openai.OpenAIError, ValueError) as exc:
+        except ValueError as exc:
             raise _embedding_error(provider, exc) from None
     try:
         rows = sorted(data["data"], key=lambda row: row["index"])

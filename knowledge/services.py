@@ -95,7 +95,10 @@ class _Prepared:
     hashes: list[str]
     tokens: list[int]
     skipped: int
-    # Filled by `_terms_for` (outside the database thread, while the items are embedded).
+    # Each item's full-text terms (`_terms_for`), computed by `_prepare` in the database thread,
+    # before the items are embedded. Not in a worker thread while they are embedded: the
+    # two then contended for the GIL (the event loop waited for it at every step of the
+    # embedding calls) and took 340 ms per 1,000 items instead of 52 + 198 in sequence.
     terms: list[str] = field(default_factory=list)
 
 
@@ -118,10 +121,15 @@ def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
     hashes = list(kept)
     existing: set[str] = set()
     for start in range(0, len(hashes), 500):
+        # `order_by()`: the model's default ordering (-id) made SQLite walk every item of
+        # the knowledge base in id order instead of probing the (knowledge base, hash)
+        # index: 365 instead of a few ms per 500 hashes at 100,000 items.
         existing |= set(
             DataItem.objects.filter(
                 knowledge_base_id=kb_id, content_hash__in=hashes[start : start + 500]
-            ).values_list("content_hash", flat=True)
+            )
+            .order_by()
+            .values_list("content_hash", flat=True)
         )
     skipped += len(existing)
     hashes = [digest for digest in hashes if digest not in existing]
@@ -131,13 +139,12 @@ def _prepare(kb_id: int, items: Sequence[NewItem]) -> _Prepared:
         hashes=hashes,
         tokens=[kept[digest][1] for digest in hashes],
         skipped=skipped,
+        terms=_terms_for(new_items),
     )
 
 
 def _terms_for(items: Sequence[NewItem]) -> list[str]:
-    """Each item's full-text terms, space-joined (what `DataItem.search_terms` stores). Pure
-    CPU work, no database: pushData runs it in a worker thread while the embedding provider
-    computes the vectors, so the two overlap instead of adding up."""
+    """Each item's full-text terms, space-joined (what `DataItem.search_terms` stores)."""
     return [" ".join(search_terms(_indexed_text(item))) for item in items]
 
 
@@ -254,7 +261,9 @@ def _items_insert(kb_id: int, rows: list[tuple], hashes: list[str]) -> list[int]
             (digest, item_id)
             for item_id, digest in DataItem.objects.filter(
                 knowledge_base_id=kb_id, content_hash__in=hashes[start : start + 500]
-            ).values_list("id", "content_hash")
+            )
+            .order_by()  # the (knowledge base, hash) index, see `_prepare`
+            .values_list("id", "content_hash")
         )
     return [ids[digest] for digest in hashes]
 
@@ -276,17 +285,13 @@ async def data_items_insert(
         prepared = await database_sync_to_async(_prepare)(kb.id, items)
         tokens = 0
         vectors = None
-        segmenting = asyncio.create_task(asyncio.to_thread(_terms_for, prepared.items))
-        try:
-            if prepared.items and kb.has_embeddings:
-                embedded = await embed_texts(
-                    kb.embedding_provider,
-                    kb.embedding_model,
-                    [_embedded_text(item) for item in prepared.items],
-                )
-                vectors, tokens = embedded.vectors, embedded.tokens
-        finally:
-            prepared.terms = await segmenting
+        if prepared.items and kb.has_embeddings:
+            embedded = await embed_texts(
+                kb.embedding_provider,
+                kb.embedding_model,
+                [_embedded_text(item) for item in prepared.items],
+            )
+            vectors, tokens = embedded.vectors, embedded.tokens
         counts = dict(bill_counts or {})
         if bill_id is not None:
             counts["tokens"] = counts.get("tokens", 0) + tokens
@@ -320,7 +325,6 @@ def data_items_insert_now(
     """`data_items_insert` for synchronous callers (management commands, the admin): the
     database work stays on the calling thread and its connection."""
     prepared = _prepare(kb.id, items)
-    prepared.terms = _terms_for(prepared.items)
     vectors = None
     if prepared.items and kb.has_embeddings:
         vectors = run_now(

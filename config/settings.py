@@ -288,7 +288,7 @@ AIFLOWY_KNOWLEDGE_VECTOR_BACKEND = env.str("AIFLOWY_KNOWLEDGE_VECTOR_BACKEND", d
 # from there on only this many candidates picked by the process's binary codes
 # (knowledge/vectors.py, docs/knowledge.md).
 AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW = env.int("AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW", default=5000)
-AIFLOWY_KNOWLEDGE_PG_CANDIDATES = env.int("AIFLOWY_KNOWLEDGE_PG_CANDIDATES", default=1000)
+AIFLOWY_KNOWLEDGE_PG_CANDIDATES = env.int("AIFLOWY_KNOWLEDGE_PG_CANDIDATES", default=500)
 # pushData: at most this many items per call; an item's `q` + `a` at most this many tokens.
 AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS = env.int("AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS", default=1000)
 AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS", default=3000)

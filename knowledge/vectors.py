@@ -39,7 +39,7 @@ from knowledge.retrieval import CodeIndex, Hit, VectorMatrix
 PG_TABLE = "knowledge_item_vector"
 # `settings.AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW` (5,000): below this many vectors pgvector scores
 # all of them (a sequential scan: ~34 ms at 20,000 here, so ~8 ms at 5,000); from there on
-# `settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES` (1,000) picked by the binary codes. Each candidate
+# `settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES` (500) picked by the binary codes. Each candidate
 # is an index lookup and a heap fetch (~5 us): 1,000 of 20,000 took 8 ms here, 2,000 took
 # 11 ms, and the benchmark's first items were the exact search's at 500 already.
 

@@ -254,7 +254,17 @@ def _items_insert(kb_id: int, rows: list[tuple], hashes: list[str]) -> list[int]
     if not rows:
         return []
     with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(), rows)
+        if connection.vendor == "postgresql":
+            # COPY: Django's psycopg cursor binds parameters client-side, so executemany
+            # quoted every value into SQL text (~50 ms per 1,000 items).
+            columns = ", ".join(DataItem._meta.get_field(name).column for name in _INSERT_FIELDS)
+            with cursor.cursor.copy(
+                f"COPY {DataItem._meta.db_table} ({columns}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(_insert_sql(), rows)
     ids: dict[str, int] = {}
     for start in range(0, len(hashes), 500):
         ids.update(

@@ -79,12 +79,20 @@ class PgVectors:
         if not vectors:
             return
         _binary_vectors()
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO {PG_TABLE} (item_id, knowledge_base_id, embedding) "
-                "VALUES (%s, %s, %s) ON CONFLICT (item_id) DO NOTHING",
-                [(item_id, knowledge_base_id, vector) for item_id, vector in vectors],
-            )
+        # Binary COPY: Django's psycopg cursor binds parameters client-side, so an INSERT
+        # sent each vector as text (pgvector's `to_text`, ~150 us a vector, most of a
+        # 1,000-item pushData); COPY sends pgvector's binary format. The items are new (ids
+        # just assigned; an edited item's old vector is deleted first): nothing conflicts.
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {PG_TABLE} (item_id, knowledge_base_id, embedding) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["int8", "int8", "vector"])
+            for item_id, vector in vectors:
+                copy.write_row((item_id, knowledge_base_id, np.asarray(vector, dtype=np.float32)))
 
     def search(self, knowledge_base_id, query, limit, matrix_loader, codes_loader):
         dimensions = len(query)
@@ -112,9 +120,8 @@ _registered: weakref.WeakSet = weakref.WeakSet()
 
 
 def _binary_vectors() -> None:
-    """numpy arrays travel as pgvector's binary format on this connection (the `pgvector`
-    package's psycopg adapter): formatting 256 floats as text per item cost more than the
-    insert itself."""
+    """pgvector's types on this connection (the `pgvector` package's psycopg adapters): the
+    binary format for COPY, numpy arrays as query parameters."""
     from pgvector.psycopg import register_vector
 
     connection.ensure_connection()

@@ -184,6 +184,21 @@ def _upstream(provider: ProviderConfig) -> _Upstream:
     return upstream
 
 
+async def upstream_post(provider: ProviderConfig, path: str, body: Mapping) -> bytes:
+    """POST `body` to the provider's `path` (e.g. "embeddings", "rerank") through its cached
+    SDK client, as chat does: options built once, the body sent as given, the answer's raw
+    bytes back (the caller parses them; the SDK's models would rebuild every value). Errors
+    are the SDK's own (`openai.RateLimitError`, `openai.APIConnectionError`, ...)."""
+    upstream = _upstream(provider)
+    response = await upstream.client.post(
+        f"{upstream.client.base_url}{path.lstrip('/')}",
+        body=body,
+        cast_to=httpx2.Response,
+        options=_REQUEST_OPTIONS,
+    )
+    return response.content
+
+
 async def upstream_clients_close() -> None:
     """Close the running event loop's upstream clients and their connections (at shutdown, or
     when a short-lived loop ends); later calls open new ones."""

@@ -117,14 +117,25 @@ def bench_backend(name: str, database_url: str, upstream_url: str, args) -> dict
             base_url=f"http://127.0.0.1:{port}", timeout=300, headers=headers
         ) as http:
             data = items(args.items)
+            # Serialised before the clock starts: the client shares the 2 cores with the
+            # server and the fake upstream, and measures the server, not its own json.dumps.
+            bodies = [
+                (
+                    json.dumps(
+                        {"kbId": created["kb"], "data": data[start : start + BATCH]}
+                    ).encode(),
+                    len(data[start : start + BATCH]),
+                )
+                for start in range(0, len(data), BATCH)
+            ]
+            json_type = {"Content-Type": "application/json"}
             started = time.perf_counter()
-            for start in range(0, len(data), BATCH):
+            for body, count in bodies:
                 response = http.post(
-                    "/api/core/dataset/data/pushData",
-                    json={"kbId": created["kb"], "data": data[start : start + BATCH]},
+                    "/api/core/dataset/data/pushData", content=body, headers=json_type
                 )
                 response.raise_for_status()
-                assert response.json()["data"]["insertLen"] == len(data[start : start + BATCH])
+                assert response.json()["data"]["insertLen"] == count
             result["push_items_per_s"] = len(data) / (time.perf_counter() - started)
             expected = {item["key"]: item["q"] for item in CORPUS["items"]}
             questions = CORPUS["questions"]

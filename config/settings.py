@@ -284,6 +284,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # Where item vectors are searched: "auto" (pgvector when PostgreSQL had the `vector` extension
 # at migrate time, else the embedded numpy matrix), "embedded" or "pgvector".
 AIFLOWY_KNOWLEDGE_VECTOR_BACKEND = env.str("AIFLOWY_KNOWLEDGE_VECTOR_BACKEND", default="auto")
+# pgvector backend: below this many vectors of a knowledge base pgvector scores them all;
+# from there on only this many candidates picked by the process's binary codes
+# (knowledge/vectors.py, docs/knowledge.md).
+AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW = env.int("AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW", default=5000)
+AIFLOWY_KNOWLEDGE_PG_CANDIDATES = env.int("AIFLOWY_KNOWLEDGE_PG_CANDIDATES", default=500)
 # pushData: at most this many items per call; an item's `q` + `a` at most this many tokens.
 AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS = env.int("AIFLOWY_KNOWLEDGE_MAX_PUSH_ITEMS", default=1000)
 AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS = env.int("AIFLOWY_KNOWLEDGE_MAX_ITEM_TOKENS", default=3000)

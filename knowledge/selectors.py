@@ -3,13 +3,17 @@ search indexes, rebuilt when the knowledge base's `data_version` has moved on.""
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
+from django.db import connection
+
 from aiflowy.llm import ProviderConfig
+from bots.models import LlmProvider
 from bots.selectors import provider_config
 from knowledge.models import BotKnowledgeBase, DataItem, KnowledgeBase
-from knowledge.retrieval import FullTextIndex, VectorMatrix
+from knowledge.retrieval import CodeIndex, FullTextIndex, VectorMatrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +61,65 @@ class KnowledgeBaseConfig:
 
 
 def knowledge_base_config_get(knowledge_base_id: int) -> KnowledgeBaseConfig | None:
-    """Read now (one query): every search must see the current `data_version`."""
+    """The knowledge base's current settings, or None. Every search must see the current
+    `data_version` and settings, so the database is asked every time, but only for a stamp
+    (one precompiled SQL query, ~0.2 ms): the knowledge base's `data_version` and
+    `updated_at` and its providers' ids and `updated_at`. The full snapshot (the ORM query
+    with three joins and the providers' API keys decrypted, ~4 ms on a busy machine) is
+    loaded again only when the stamp has changed. Every edit of a knowledge base or provider
+    goes through `save()` (which sets `updated_at`) or moves `data_version`."""
+    stamp = _stamp(knowledge_base_id)
+    if stamp is None:
+        return None
+    cached = _configs.get(knowledge_base_id)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     kb = (
         KnowledgeBase.objects.select_related("embedding_provider", "rerank_provider", "qa_provider")
         .filter(pk=knowledge_base_id)
         .first()
     )
-    return KnowledgeBaseConfig.from_model(kb) if kb is not None else None
+    if kb is None:
+        return None
+    config = KnowledgeBaseConfig.from_model(kb)
+    # The stamp read first: if the row moved on in between, the next call reloads.
+    _configs[knowledge_base_id] = (stamp, config)
+    return config
+
+
+_configs: dict[int, tuple[tuple, KnowledgeBaseConfig]] = {}
+
+
+@functools.cache
+def _stamp_sql() -> str:
+    kb = KnowledgeBase._meta
+    provider = LlmProvider._meta
+    columns = [f"kb.{kb.get_field(name).column}" for name in ("data_version", "updated_at")]
+    joins = []
+    for alias, name in (
+        ("e", "embedding_provider"),
+        ("r", "rerank_provider"),
+        ("q", "qa_provider"),
+    ):
+        columns += [
+            f"{alias}.{provider.pk.column}",
+            f"{alias}.{provider.get_field('updated_at').column}",
+        ]
+        joins.append(
+            f"LEFT JOIN {provider.db_table} {alias} "
+            f"ON {alias}.{provider.pk.column} = kb.{kb.get_field(name).column}"
+        )
+    return (
+        f"SELECT {', '.join(columns)} FROM {kb.db_table} kb {' '.join(joins)} "
+        f"WHERE kb.{kb.pk.column} = %s"
+    )
+
+
+def _stamp(knowledge_base_id: int) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_stamp_sql(), [knowledge_base_id])
+        row = cursor.fetchone()
+    return tuple(row) if row is not None else None
 
 
 @dataclass
@@ -71,6 +127,7 @@ class _Indexes:
     version: int
     full_text: FullTextIndex | None = None
     vectors: VectorMatrix | None = None
+    codes: CodeIndex | None = None
 
 
 _indexes: dict[int, _Indexes] = {}
@@ -109,9 +166,23 @@ def vector_matrix(kb: KnowledgeBaseConfig) -> VectorMatrix:
         return indexes.vectors
 
 
+def vector_codes(kb: KnowledgeBaseConfig, *, exact_below: int) -> CodeIndex:
+    """The knowledge base's binary codes at `kb.data_version` (pgvector backend), built on
+    first use from the stored vectors, which are not kept."""
+    with _lock:
+        indexes = _current(kb)
+        if indexes.codes is None:
+            rows = DataItem.objects.filter(
+                knowledge_base_id=kb.id, embedding__isnull=False
+            ).values_list("id", "embedding")
+            indexes.codes = CodeIndex.build(rows.iterator(chunk_size=5000), exact_below=exact_below)
+        return indexes.codes
+
+
 def indexes_forget() -> None:
     with _lock:
         _indexes.clear()
+    _configs.clear()
 
 
 @dataclass(frozen=True, slots=True)

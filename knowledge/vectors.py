@@ -1,13 +1,23 @@
 """Where item vectors are stored and searched: one small interface, two backends.
 
 - `EmbeddedVectors` (the default, and the only one on SQLite): vectors live in
-  `DataItem.embedding` as float32 bytes; a search multiplies the query by the knowledge base's
-  matrix, held per process and rebuilt when the knowledge base's `data_version` changes
-  (`knowledge.selectors`). Numbers in docs/knowledge.md.
+  `DataItem.embedding` as float32 bytes; a search scores the knowledge base's matrix, held
+  per process and rebuilt when the knowledge base's `data_version` changes
+  (`knowledge.selectors`): exactly below `retrieval.EXACT_BELOW` vectors, from there on
+  binary-code candidates re-scored exactly. Numbers in docs/knowledge.md.
 - `PgVectors`: PostgreSQL with the `vector` extension (pgvector). Vectors are also written to
-  `knowledge_item_vector`, searched by an HNSW index (cosine) per knowledge base, a partial
-  index on the vector cast to the knowledge base's dimension (one table serves knowledge
-  bases of different embedding models).
+  `knowledge_item_vector` (one table serves knowledge bases of different embedding models:
+  the column is cast to the knowledge base's dimension) and pgvector computes the exact
+  cosine distances: of every vector of the knowledge base below
+  `AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW` (a scan), of
+  the candidates that the process's binary codes (`retrieval.BinaryCodes`, 64 bytes a vector
+  instead of 1 KB) pick from there on.
+
+  No HNSW index: measured on the benchmark's corpus (docs/knowledge.md), pgvector's HNSW graph
+  over 20,000 near-identical catalog items missed the right item for 15 of 16 questions at
+  `ef_search` 40-200 (4 of 16 with m = 48, ef_construction = 256, a 93 s build), was right
+  only at `ef_search` 1,000, slower (37 ms) than an exact scan (34 ms), and maintaining it
+  cost ~8 ms an inserted item (pushData ran at 124 items/s).
 
 `vector_store()` picks one: `AIFLOWY_KNOWLEDGE_VECTOR_BACKEND` = "auto" (pgvector when the
 table exists, i.e. the extension was there at migrate time), "embedded" or "pgvector".
@@ -17,19 +27,21 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
-from knowledge.retrieval import Hit
+from knowledge.retrieval import CodeIndex, Hit, VectorMatrix
 
 PG_TABLE = "knowledge_item_vector"
-# HNSW build and search widths above pgvector's defaults (64 and 40), for recall: with the
-# defaults the done-when test's 1,000 items missed a right item (docs/knowledge.md).
-EF_CONSTRUCTION = 128
-EF_SEARCH = 200
+# `settings.AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW` (5,000): below this many vectors pgvector scores
+# all of them (a sequential scan: ~34 ms at 20,000 here, so ~8 ms at 5,000); from there on
+# `settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES` (500) picked by the binary codes. Each candidate
+# is an index lookup and a heap fetch (~5 us): 1,000 of 20,000 took 8 ms here, 2,000 took
+# 11 ms, and the benchmark's first items were the exact search's at 500 already.
 
 
 class VectorStore(Protocol):
@@ -39,9 +51,15 @@ class VectorStore(Protocol):
         """Store vectors of items just inserted (inside the caller's transaction)."""
 
     def search(
-        self, knowledge_base_id: int, query: np.ndarray, limit: int, matrix_loader
+        self,
+        knowledge_base_id: int,
+        query: np.ndarray,
+        limit: int,
+        matrix_loader: Callable[[], VectorMatrix],
+        codes_loader: Callable[[], CodeIndex],
     ) -> list[Hit]:
-        """The `limit` items nearest `query`, scores in [0, 1]."""
+        """The `limit` items nearest `query`, scores in [0, 1]. The loaders return the
+        per-process indexes at the knowledge base's current `data_version`."""
 
 
 class EmbeddedVectors:
@@ -50,7 +68,7 @@ class EmbeddedVectors:
     def add(self, knowledge_base_id: int, vectors: list[tuple[int, np.ndarray]]) -> None:
         return None  # the item rows hold them
 
-    def search(self, knowledge_base_id: int, query: np.ndarray, limit: int, matrix_loader):
+    def search(self, knowledge_base_id, query, limit, matrix_loader, codes_loader):
         return matrix_loader().search(query, limit)
 
 
@@ -60,28 +78,39 @@ class PgVectors:
     def add(self, knowledge_base_id: int, vectors: list[tuple[int, np.ndarray]]) -> None:
         if not vectors:
             return
-        dimensions = len(vectors[0][1])
-        pg_index_ensure(knowledge_base_id, dimensions)
+        _binary_vectors()
+        # Binary COPY: Django's psycopg cursor binds parameters client-side, so an INSERT
+        # sent each vector as text (pgvector's `to_text`, ~150 us a vector, most of a
+        # 1,000-item pushData); COPY sends pgvector's binary format. The items are new (ids
+        # just assigned; an edited item's old vector is deleted first): nothing conflicts.
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {PG_TABLE} (item_id, knowledge_base_id, embedding) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["int8", "int8", "vector"])
+            for item_id, vector in vectors:
+                copy.write_row((item_id, knowledge_base_id, np.asarray(vector, dtype=np.float32)))
+
+    def search(self, knowledge_base_id, query, limit, matrix_loader, codes_loader):
+        dimensions = len(query)
+        query = query.astype(np.float32)
+        distance = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
+        index = codes_loader()
+        if index.codes is None or index.codes.centre.shape[0] != dimensions:
+            where, scope = "knowledge_base_id = %s", knowledge_base_id  # exact: every vector
+        else:
+            candidates = settings.AIFLOWY_KNOWLEDGE_PG_CANDIDATES
+            positions = index.codes.nearest(query, max(candidates, limit))
+            where, scope = "item_id = ANY(%s)", index.item_ids[positions].tolist()
         _binary_vectors()
         with connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO {PG_TABLE} (item_id, knowledge_base_id, embedding) "
-                "VALUES (%s, %s, %s) ON CONFLICT (item_id) DO NOTHING",
-                [(item_id, knowledge_base_id, vector) for item_id, vector in vectors],
-            )
-
-    def search(self, knowledge_base_id: int, query: np.ndarray, limit: int, matrix_loader):
-        dimensions = len(query)
-        distance = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
-        # A wider HNSW search than pgvector's default 40 candidates: better recall for a few
-        # tenths of a millisecond. SET LOCAL lasts for this transaction only.
-        _binary_vectors()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, min(limit * 4, 1000))}")
             cursor.execute(
                 f"SELECT item_id, 1 - ({distance}) FROM {PG_TABLE} "
-                f"WHERE knowledge_base_id = %s ORDER BY {distance} LIMIT %s",
-                [query, knowledge_base_id, query, limit],
+                f"WHERE {where} ORDER BY {distance} LIMIT %s",
+                [query, scope, query, limit],
             )
             rows = cursor.fetchall()
         return [Hit(int(item_id), min(max(float(cosine), 0.0), 1.0)) for item_id, cosine in rows]
@@ -91,9 +120,8 @@ _registered: weakref.WeakSet = weakref.WeakSet()
 
 
 def _binary_vectors() -> None:
-    """numpy arrays travel as pgvector's binary format on this connection (the `pgvector`
-    package's psycopg adapter): formatting 256 floats as text per item cost more than the
-    insert itself."""
+    """pgvector's types on this connection (the `pgvector` package's psycopg adapters): the
+    binary format for COPY, numpy arrays as query parameters."""
     from pgvector.psycopg import register_vector
 
     connection.ensure_connection()
@@ -101,23 +129,6 @@ def _binary_vectors() -> None:
     if raw not in _registered:
         register_vector(raw)
         _registered.add(raw)
-
-
-_indexed: set[tuple[int, int]] = set()
-
-
-def pg_index_ensure(knowledge_base_id: int, dimensions: int) -> None:
-    """The knowledge base's HNSW index for this dimension (created once, `IF NOT EXISTS`)."""
-    if (knowledge_base_id, dimensions) in _indexed:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS knowledge_vec_{knowledge_base_id}_{dimensions} "
-            f"ON {PG_TABLE} USING hnsw ((embedding::vector({dimensions})) vector_cosine_ops) "
-            f"WITH (m = 16, ef_construction = {EF_CONSTRUCTION}) "
-            f"WHERE knowledge_base_id = {int(knowledge_base_id)}"
-        )
-    _indexed.add((knowledge_base_id, dimensions))
 
 
 @functools.cache

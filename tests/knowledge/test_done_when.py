@@ -63,13 +63,13 @@ import json
 from bots.models import LlmProvider
 from knowledge.models import KnowledgeBase
 from apikeys.services import api_key_create
-provider = LlmProvider.objects.create(
-    name="fake", base_url={base_url!r}, default_model="fake-model"
+provider, _ = LlmProvider.objects.get_or_create(
+    name="fake", defaults={{"base_url": {base_url!r}, "default_model": "fake-model"}}
 )
 kb = KnowledgeBase.objects.create(
-    name="handbook", embedding_provider=provider, embedding_model="fake-embedding"
+    name="handbook {run}", embedding_provider=provider, embedding_model="fake-embedding"
 )
-_key, raw_key = api_key_create(name="done-when")
+_key, raw_key = api_key_create(name="done-when {run}")
 print(json.dumps({{"kb": kb.id, "key": raw_key}}))
 """
 
@@ -77,7 +77,7 @@ print(json.dumps({{"kb": kb.id, "key": raw_key}}))
 COUNT_VECTORS_AND_INDEXES = """
 from django.db import connection
 cursor = connection.cursor()
-cursor.execute("SELECT count(*) FROM knowledge_item_vector")
+cursor.execute("SELECT count(*) FROM knowledge_item_vector WHERE knowledge_base_id = {kb}")
 print(cursor.fetchone()[0])
 cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'")
 print(cursor.fetchone()[0])
@@ -120,7 +120,15 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def test_done_when_on_postgresql_with_pgvector(pgvector_database_url, fake_upstream):
+# pgvector scores every vector of a knowledge base below AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW
+# (5,000) and binary-code candidates above: the second run forces the candidates' path on
+# the 1,000 items (200 candidates of them), which must find the same right items.
+@pytest.mark.parametrize(
+    "thresholds",
+    [{}, {"AIFLOWY_KNOWLEDGE_PG_EXACT_BELOW": "100", "AIFLOWY_KNOWLEDGE_PG_CANDIDATES": "200"}],
+    ids=["exact", "candidates"],
+)
+def test_done_when_on_postgresql_with_pgvector(pgvector_database_url, fake_upstream, thresholds):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -128,11 +136,19 @@ def test_done_when_on_postgresql_with_pgvector(pgvector_database_url, fake_upstr
         "DATABASE_URL": pgvector_database_url,
         "AIFLOWY_KNOWLEDGE_VECTOR_BACKEND": "pgvector",
         "AIFLOWY_CONFIG_CACHE_SECONDS": "0",
+        **thresholds,
     }
     env.pop("REDIS_URL", None)
     _manage(env, "migrate", "--noinput")
     created = json.loads(
-        _manage(env, "shell", "-v", "0", "-c", SETUP.format(base_url=fake_upstream.base_url))
+        _manage(
+            env,
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            SETUP.format(base_url=fake_upstream.base_url, run=len(thresholds)),
+        )
         .strip()
         .splitlines()[-1]
     )
@@ -148,7 +164,8 @@ def test_done_when_on_postgresql_with_pgvector(pgvector_database_url, fake_upstr
         "-v",
         "0",
         "-c",
-        COUNT_VECTORS_AND_INDEXES,
+        COUNT_VECTORS_AND_INDEXES.format(kb=created["kb"]),
     )
     vectors, hnsw_indexes = (int(line) for line in count.split())
-    assert (vectors, hnsw_indexes) == (ITEMS, 1)
+    # Every vector in pgvector's table; no HNSW graph to maintain (knowledge/vectors.py).
+    assert (vectors, hnsw_indexes) == (ITEMS, 0)

@@ -50,6 +50,7 @@ check: install-dev
 bench: install-dev
 	$(BIN)/python -m benchmarks.run --server uvicorn --scaling $(BENCH_ARGS)
 	$(MAKE) bench-engine
+	$(MAKE) bench-knowledge
 
 # Workflow engine time per shape (chain, fan-out, loops), in-process.
 bench-engine: install-dev

@@ -250,20 +250,16 @@ async def feature_costs(bot_id: int, key: str, body: bytes, repeat: int = 20_000
         ),
     }
     print(f"per-feature cost, µs per call (CPU, best of 5 x {repeat:,}):")
-    for name, call in timed.items():
+    for name, call in [*timed.items(), *awaited.items()]:
+        is_async = name in awaited
         best = math.inf
         for _ in range(5):
             started = time.process_time()
             for _ in range(repeat):
-                call()
-            best = min(best, time.process_time() - started)
-        print(f"  {name:58} {best * 1e6 / repeat:6.2f}")
-    for name, call in awaited.items():
-        best = math.inf
-        for _ in range(5):
-            started = time.process_time()
-            for _ in range(repeat):
-                await call()
+                if is_async:
+                    await call()
+                else:
+                    call()
             best = min(best, time.process_time() - started)
         print(f"  {name:58} {best * 1e6 / repeat:6.2f}")
 

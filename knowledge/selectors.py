@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
@@ -159,10 +160,7 @@ def vector_matrix(kb: KnowledgeBaseConfig) -> VectorMatrix:
     with _lock:
         indexes = _current(kb)
         if indexes.vectors is None:
-            rows = DataItem.objects.filter(
-                knowledge_base_id=kb.id, embedding__isnull=False
-            ).values_list("id", "embedding")
-            indexes.vectors = VectorMatrix.build(rows.iterator(chunk_size=5000))
+            indexes.vectors = VectorMatrix.build(_stored_vectors(kb))
         return indexes.vectors
 
 
@@ -172,11 +170,16 @@ def vector_codes(kb: KnowledgeBaseConfig, *, exact_below: int) -> CodeIndex:
     with _lock:
         indexes = _current(kb)
         if indexes.codes is None:
-            rows = DataItem.objects.filter(
-                knowledge_base_id=kb.id, embedding__isnull=False
-            ).values_list("id", "embedding")
-            indexes.codes = CodeIndex.build(rows.iterator(chunk_size=5000), exact_below=exact_below)
+            indexes.codes = CodeIndex.build(_stored_vectors(kb), exact_below=exact_below)
         return indexes.codes
+
+
+def _stored_vectors(kb: KnowledgeBaseConfig) -> Iterator[tuple[int, bytes]]:
+    """(item id, float32 bytes) of every item of `kb` that has a vector, streamed."""
+    rows = DataItem.objects.filter(knowledge_base_id=kb.id, embedding__isnull=False).values_list(
+        "id", "embedding"
+    )
+    return rows.iterator(chunk_size=5000)
 
 
 def indexes_forget() -> None:

@@ -137,11 +137,14 @@ class Collection(models.Model):
 
 
 class DataItem(models.Model):
+    # No index of its own: the unique (knowledge base, content hash) index starts with it and
+    # serves every lookup by knowledge base; one index less to maintain on each pushed item.
     knowledge_base = models.ForeignKey(
         KnowledgeBase,
         on_delete=models.CASCADE,
         related_name="items",
         verbose_name=_("knowledge base"),
+        db_index=False,
     )
     collection = models.ForeignKey(
         Collection,

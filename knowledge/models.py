@@ -173,6 +173,7 @@ class DataItem(models.Model):
         related_name="+",
         editable=False,
         verbose_name=_("added by key"),
+        db_index=False,  # a partial index, see Meta
     )
     added_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -182,6 +183,7 @@ class DataItem(models.Model):
         related_name="+",
         editable=False,
         verbose_name=_("added by user"),
+        db_index=False,  # a partial index, see Meta
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -194,6 +196,20 @@ class DataItem(models.Model):
             models.UniqueConstraint(
                 fields=["knowledge_base", "content_hash"], name="knowledge_item_unique_content"
             )
+        ]
+        # An item is added by a key (pushData) or by a person (the admin), never both: each
+        # index holds only the rows that have a value, so a pushed item updates one of them.
+        indexes = [
+            models.Index(
+                fields=["added_by_key"],
+                condition=models.Q(added_by_key__isnull=False),
+                name="knowledge_item_by_key",
+            ),
+            models.Index(
+                fields=["added_by_user"],
+                condition=models.Q(added_by_user__isnull=False),
+                name="knowledge_item_by_user",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -65,8 +65,8 @@ from .values import to_jsonable
 
 # V8 is initialised once per process, here, on the importing (main) thread. Initialised
 # lazily on a worker thread instead, the *second* isolate made on another worker thread
-# crashes the process (segfault in ``mr_init_context``, mini-racer 0.14.1, on this machine kind
-# too); ``test_parallel_code_nodes_do_not_crash_the_process`` keeps it proven.
+# crashed the process (segfault in ``mr_init_context``, mini-racer 0.14.1, on this project's
+# CI machine kind); ``test_parallel_code_nodes_do_not_crash_the_process`` keeps it proven.
 init_mini_racer(ignore_duplicate_init=True)
 
 __all__ = ["JS_WORKERS", "JsError", "eval_condition", "run_code"]
